@@ -1,0 +1,71 @@
+// Activations: relu, gelu (exact, erf form), tanh, sigmoid. Each forward is followed by its backward.
+#pragma once
+
+#include <cmath>
+
+#include "elementwise.hpp"
+
+namespace cct {
+
+// ---- relu: out = max(x, 0) ------------------------------------------------------------------------
+// ∂out/∂x = 1 where out > 0, else 0 (0 at x = 0, as PyTorch). Saves the output.
+template <typename T>
+Tensor<T> relu(const Tensor<T>& x) {
+  Tensor<T> out = detail::map(x, [](T v) { return v > T(0) ? v : T(0); });
+  if (autograd::any_requires_grad<T>({&x}))
+    autograd::record<T>("relu", out, {x}, [y = out.detach()](const Tensor<T>& g, const autograd::NeedsGrad&) {
+      return autograd::GradList<T>{detail::zip(g, y, [](T gv, T yv) { return yv > T(0) ? gv : T(0); })};
+    });
+  return out;
+}
+
+// ---- gelu: out = x·Φ(x), Φ(x) = ½(1 + erf(x/√2)) ---------------------------------------------------
+// ∂out/∂x = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π). Saves the input.
+template <typename T>
+T gelu_value(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440))); }
+template <typename T>
+T gelu_derivative(T x) {
+  const T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
+  const T pdf = std::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+  return cdf + x * pdf;
+}
+
+template <typename T>
+Tensor<T> gelu(const Tensor<T>& x) {
+  Tensor<T> out = detail::map(x, [](T v) { return gelu_value(v); });
+  if (autograd::any_requires_grad<T>({&x}))
+    autograd::record<T>("gelu", out, {x}, [x = x.detach()](const Tensor<T>& g, const autograd::NeedsGrad&) {
+      return autograd::GradList<T>{detail::zip(g, x, [](T gv, T xv) { return gv * gelu_derivative(xv); })};
+    });
+  return out;
+}
+
+// ---- tanh: out = tanh x ---------------------------------------------------------------------------
+// ∂out/∂x = 1 − out². Saves the output.
+template <typename T>
+Tensor<T> tanh(const Tensor<T>& x) {
+  Tensor<T> out = detail::map(x, [](T v) { return std::tanh(v); });
+  if (autograd::any_requires_grad<T>({&x}))
+    autograd::record<T>("tanh", out, {x}, [y = out.detach()](const Tensor<T>& g, const autograd::NeedsGrad&) {
+      return autograd::GradList<T>{detail::zip(g, y, [](T gv, T yv) { return gv * (T(1) - yv * yv); })};
+    });
+  return out;
+}
+
+// ---- sigmoid: out = 1 / (1 + e⁻ˣ) -------------------------------------------------------------------
+// ∂out/∂x = out·(1 − out). Saves the output. Evaluated so that neither branch overflows.
+template <typename T>
+Tensor<T> sigmoid(const Tensor<T>& x) {
+  Tensor<T> out = detail::map(x, [](T v) {
+    if (v >= T(0)) return T(1) / (T(1) + std::exp(-v));
+    const T e = std::exp(v);
+    return e / (T(1) + e);
+  });
+  if (autograd::any_requires_grad<T>({&x}))
+    autograd::record<T>("sigmoid", out, {x}, [y = out.detach()](const Tensor<T>& g, const autograd::NeedsGrad&) {
+      return autograd::GradList<T>{detail::zip(g, y, [](T gv, T yv) { return gv * yv * (T(1) - yv); })};
+    });
+  return out;
+}
+
+}  // namespace cct

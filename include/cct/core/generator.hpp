@@ -42,6 +42,15 @@ class Generator {
   uint64_t draw(uint64_t index) const { return mix(seed_ + (index + 1) * kGolden); }
 
   uint64_t next_u64() { return draw(counter_++); }
+  // Reserves n consecutive draws for a kernel that evaluates draw(base + i) itself, in any order and
+  // on any thread; returns base. Used by dropout masks that backward regenerates instead of storing.
+  uint64_t reserve(uint64_t n) {
+    const uint64_t base = counter_;
+    counter_ += n;
+    return base;
+  }
+  // Draw `index` as a uniform double in [0, 1).
+  double uniform_at(uint64_t index) const { return to_unit(draw(index)); }
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return to_unit(next_u64()); }
   double uniform(double low, double high) { return low + (high - low) * uniform(); }

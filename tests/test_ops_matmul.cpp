@@ -1,0 +1,372 @@
+// Matrix products: matmul (plain, batched, shared b, every transpose combination) and linear.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <cct/ops/matmul.hpp>
+
+#include "test_helpers.hpp"
+
+using cct::Shape;
+using cct::Tensor;
+using cct::testing::check_gradients;
+using cct::testing::random_constant;
+using cct::testing::random_leaf;
+using Inputs = std::vector<Tensor<double>>;
+
+namespace {
+
+// Element (row, col) of op(x_item), x_item being the matrix at `item` of a row-major (..., rows, cols).
+template <typename T>
+double op_element(const Tensor<T>& x, int64_t item, bool transposed, int64_t row, int64_t col) {
+  const int64_t rows = x.size(-2), cols = x.size(-1);
+  const int64_t r = transposed ? col : row, c = transposed ? row : col;
+  return static_cast<double>(x.data()[item * rows * cols + r * cols + c]);
+}
+
+// op(a)·op(b) by the definition, in double: batched when both are N-D, b shared when b is 2-D.
+template <typename T>
+Tensor<double> naive_matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a, bool transpose_b) {
+  const int64_t M = transpose_a ? a.size(-1) : a.size(-2), K = transpose_a ? a.size(-2) : a.size(-1);
+  const int64_t N = transpose_b ? b.size(-2) : b.size(-1);
+  const int64_t batch = a.numel() / (M * K);
+  const bool shared_b = b.dim() == 2;
+  Shape out_shape(a.shape().begin(), a.shape().end() - 2);
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Tensor<double> out = Tensor<double>::zeros(out_shape);
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double sum = 0;
+        for (int64_t k = 0; k < K; ++k)
+          sum += op_element(a, i, transpose_a, m, k) * op_element(b, shared_b ? 0 : i, transpose_b, k, n);
+        out.data()[(i * M + m) * N + n] = sum;
+      }
+  return out;
+}
+
+// x·Wᵀ + b by the definition, in double.
+template <typename T>
+Tensor<double> naive_linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+  const int64_t in = weight.size(1), out_features = weight.size(0), rows = x.numel() / in;
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  Tensor<double> out = Tensor<double>::empty(out_shape);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out_features; ++o) {
+      double sum = bias.defined() ? static_cast<double>(bias.data()[o]) : 0.0;
+      for (int64_t k = 0; k < in; ++k)
+        sum += static_cast<double>(x.data()[r * in + k]) * static_cast<double>(weight.data()[o * in + k]);
+      out.data()[r * out_features + o] = sum;
+    }
+  return out;
+}
+
+// Stored shape of an operand whose op() is rows×cols, with leading batch dims.
+Shape stored_shape(Shape batch, int64_t rows, int64_t cols, bool transposed) {
+  batch.push_back(transposed ? cols : rows);
+  batch.push_back(transposed ? rows : cols);
+  return batch;
+}
+
+// Restores the thread count when a test that changes it ends, even by a failed REQUIRE.
+struct ThreadCountGuard {
+  int saved = cct::num_threads();
+  ~ThreadCountGuard() { cct::set_num_threads(saved); }
+};
+
+const bool kFlags[] = {false, true};
+
+}  // namespace
+
+TEST_CASE("matmul forward values by hand", "[ops][matmul]") {
+  // [1 2 3; 4 5 6] · [7 8; 9 10; 11 12] = [58 64; 139 154]
+  auto a = Tensor<float>::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  auto b = Tensor<float>::from_vector({7, 8, 9, 10, 11, 12}, {3, 2});
+  auto c = cct::matmul(a, b);
+  REQUIRE(c.shape() == Shape{2, 2});
+  REQUIRE(c.to_vector() == std::vector<float>{58, 64, 139, 154});
+  // aᵀ·aᵀ... with transposes: bᵀ (2×3) · aᵀ (3×2) = (a·b)ᵀ = [58 139; 64 154]
+  REQUIRE(cct::matmul(b, a, true, true).to_vector() == std::vector<float>{58, 139, 64, 154});
+  // aᵀ·a (3×3): columns of a dotted together.
+  REQUIRE(cct::matmul(a, a, true, false).to_vector() == std::vector<float>{17, 22, 27, 22, 29, 36, 27, 36, 45});
+  // a·aᵀ (2×2): rows of a dotted together.
+  REQUIRE(cct::matmul(a, a, false, true).to_vector() == std::vector<float>{14, 32, 32, 77});
+
+  // Batched: item 0 is the product above, item 1 multiplies by the identity.
+  auto batched_a = Tensor<double>::from_vector({1, 2, 3, 4, 5, 6, 1, 0, 0, 0, 1, 0}, {2, 2, 3});
+  auto batched_b = Tensor<double>::from_vector({7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6}, {2, 3, 2});
+  REQUIRE(cct::matmul(batched_a, batched_b).to_vector() == std::vector<double>{58, 64, 139, 154, 1, 2, 3, 4});
+  // Shared b: each item of a is multiplied by the same b.
+  auto shared = cct::matmul(batched_a, Tensor<double>::from_vector({7, 8, 9, 10, 11, 12}, {3, 2}));
+  REQUIRE(shared.shape() == Shape{2, 2, 2});
+  REQUIRE(shared.to_vector() == std::vector<double>{58, 64, 139, 154, 7, 8, 9, 10});
+}
+
+TEST_CASE("matmul matches a naive loop for every transpose combination", "[ops][matmul]") {
+  const int64_t M = 5, K = 7, N = 3;
+  uint64_t seed = 100;
+  for (bool transpose_a : kFlags)
+    for (bool transpose_b : kFlags) {
+      INFO("transpose_a=" << transpose_a << " transpose_b=" << transpose_b);
+      // 2-D × 2-D
+      auto a = random_constant(stored_shape({}, M, K, transpose_a), ++seed);
+      auto b = random_constant(stored_shape({}, K, N, transpose_b), ++seed);
+      auto c = cct::matmul(a, b, transpose_a, transpose_b);
+      REQUIRE(c.shape() == Shape{M, N});
+      CCT_REQUIRE_CLOSE(c, naive_matmul(a, b, transpose_a, transpose_b), 1e-12);
+
+      // Batched with two leading dims.
+      auto batched_a = random_constant(stored_shape({2, 3}, M, K, transpose_a), ++seed);
+      auto batched_b = random_constant(stored_shape({2, 3}, K, N, transpose_b), ++seed);
+      auto batched = cct::matmul(batched_a, batched_b, transpose_a, transpose_b);
+      REQUIRE(batched.shape() == Shape{2, 3, M, N});
+      CCT_REQUIRE_CLOSE(batched, naive_matmul(batched_a, batched_b, transpose_a, transpose_b), 1e-12);
+
+      // N-D × shared 2-D b.
+      auto shared = cct::matmul(batched_a, b, transpose_a, transpose_b);
+      REQUIRE(shared.shape() == Shape{2, 3, M, N});
+      CCT_REQUIRE_CLOSE(shared, naive_matmul(batched_a, b, transpose_a, transpose_b), 1e-12);
+
+      // Float, large enough that the batch is split across threads and the items are big.
+      cct::Generator gen(++seed);
+      auto fa = Tensor<float>::uniform(stored_shape({6}, 33, 65, transpose_a), -1, 1, gen);
+      auto fb = Tensor<float>::uniform(stored_shape({6}, 65, 47, transpose_b), -1, 1, gen);
+      CCT_REQUIRE_CLOSE(cct::matmul(fa, fb, transpose_a, transpose_b), naive_matmul(fa, fb, transpose_a, transpose_b),
+                        1e-4);
+    }
+}
+
+TEST_CASE("matmul handles empty and single-element shapes", "[ops][matmul]") {
+  auto a = Tensor<float>::ones({3, 0});
+  auto b = Tensor<float>::ones({0, 4});
+  auto c = cct::matmul(a, b);  // inner dim 0: a sum over nothing
+  REQUIRE(c.shape() == Shape{3, 4});
+  for (float v : c.to_vector()) REQUIRE(v == 0.0f);
+  REQUIRE(cct::matmul(Tensor<float>::ones({0, 2, 3}), Tensor<float>::ones({3, 5})).shape() == Shape{0, 2, 5});
+  REQUIRE(cct::matmul(Tensor<float>::full({1, 1}, 3), Tensor<float>::full({1, 1}, 4)).item() == 12.0f);
+}
+
+TEST_CASE("float and double matmul agree on a large product", "[ops][matmul]") {
+  auto a = random_constant({200, 300}, 7);
+  auto b = random_constant({300, 150}, 8);
+  auto c_double = cct::matmul(a, b);
+  auto c_float = cct::matmul(a.to<float>(), b.to<float>());
+  // Entries are sums of 300 products of magnitude < 1 (typical size ~5); float keeps ~1e-6 relative.
+  CCT_REQUIRE_CLOSE(c_float, c_double, 2e-4);
+  auto x = random_constant({4, 50, 300}, 9);
+  auto w = random_constant({150, 300}, 10);
+  auto bias = random_constant({150}, 11);
+  CCT_REQUIRE_CLOSE(cct::linear(x.to<float>(), w.to<float>(), bias.to<float>()), cct::linear(x, w, bias), 2e-4);
+}
+
+TEST_CASE("linear matches a naive loop", "[ops][linear]") {
+  // By hand: x = [1 2; 3 4], W = [1 0; 0 1; 1 1], b = [10 20 30] → x·Wᵀ + b = [11 22 33; 13 24 37]
+  auto x = Tensor<float>::from_vector({1, 2, 3, 4}, {2, 2});
+  auto w = Tensor<float>::from_vector({1, 0, 0, 1, 1, 1}, {3, 2});
+  auto b = Tensor<float>::from_vector({10, 20, 30}, {3});
+  REQUIRE(cct::linear(x, w, b).to_vector() == std::vector<float>{11, 22, 33, 13, 24, 37});
+  REQUIRE(cct::linear(x, w).to_vector() == std::vector<float>{1, 2, 3, 3, 4, 7});
+
+  const std::vector<Shape> x_shapes = {{7}, {5, 7}, {2, 5, 7}, {3, 2, 4, 7}, {0, 7}};
+  uint64_t seed = 300;
+  for (const Shape& shape : x_shapes) {
+    INFO("x shape " << cct::shape_str(shape));
+    auto input = random_constant(shape, ++seed);
+    auto weight = random_constant({9, 7}, ++seed);
+    auto bias = random_constant({9}, ++seed);
+    Shape expected_shape = shape;
+    expected_shape.back() = 9;
+    auto with_bias = cct::linear(input, weight, bias);
+    REQUIRE(with_bias.shape() == expected_shape);
+    CCT_REQUIRE_CLOSE(with_bias, naive_linear(input, weight, bias), 1e-12);
+    CCT_REQUIRE_CLOSE(cct::linear(input, weight), naive_linear(input, weight, Tensor<double>()), 1e-12);
+  }
+}
+
+namespace {
+// Gradients of L = Σ g ⊙ (op(a)·op(b)) by the definition, one multiply-add at a time, in double.
+std::pair<Tensor<double>, Tensor<double>> naive_matmul_gradients(const Tensor<double>& a, const Tensor<double>& b,
+                                                                 bool transpose_a, bool transpose_b,
+                                                                 const Tensor<double>& g) {
+  const int64_t M = transpose_a ? a.size(-1) : a.size(-2), K = transpose_a ? a.size(-2) : a.size(-1);
+  const int64_t N = transpose_b ? b.size(-2) : b.size(-1);
+  const int64_t batch = a.numel() / (M * K);
+  const bool shared_b = b.dim() == 2;
+  auto grad_a = Tensor<double>::zeros(a.shape()), grad_b = Tensor<double>::zeros(b.shape());
+  auto index = [](int64_t item, int64_t rows, int64_t cols, bool transposed, int64_t r, int64_t c) {
+    return transposed ? item * rows * cols + c * cols + r : item * rows * cols + r * cols + c;
+  };
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        const double upstream = g.data()[(i * M + m) * N + n];
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t ia = index(i, a.size(-2), a.size(-1), transpose_a, m, k);
+          const int64_t ib = index(shared_b ? 0 : i, b.size(-2), b.size(-1), transpose_b, k, n);
+          grad_a.data()[ia] += upstream * b.data()[ib];
+          grad_b.data()[ib] += upstream * a.data()[ia];
+        }
+      }
+  return {grad_a, grad_b};
+}
+}  // namespace
+
+TEST_CASE("matmul and linear backward match naive gradients on larger shapes", "[ops][matmul][linear]") {
+  // Large enough that threads split the batch, and that a shared b's gradient is summed in per-thread
+  // partials (transpose_a) or folded into one GEMM (no transpose_a).
+  uint64_t seed = 500;
+  for (bool transpose_a : kFlags)
+    for (bool transpose_b : kFlags)
+      for (bool shared : {false, true}) {
+        INFO("transpose_a=" << transpose_a << " transpose_b=" << transpose_b << " shared b=" << shared);
+        const int64_t batch = 64, M = 31, K = 33, N = 29;
+        auto a = random_leaf(stored_shape({batch}, M, K, transpose_a), ++seed);
+        auto b = random_leaf(stored_shape(shared ? Shape{} : Shape{batch}, K, N, transpose_b), ++seed);
+        auto out = cct::matmul(a, b, transpose_a, transpose_b);
+        auto g = random_constant(out.shape(), ++seed);
+        out.backward(g);
+        auto [expected_a, expected_b] = naive_matmul_gradients(a, b, transpose_a, transpose_b, g);
+        CCT_REQUIRE_CLOSE(a.grad(), expected_a, 1e-10);
+        CCT_REQUIRE_CLOSE(b.grad(), expected_b, 1e-10);
+      }
+
+  auto x = random_leaf({16, 40, 48}, ++seed);
+  auto w = random_leaf({36, 48}, ++seed);
+  auto bias = random_leaf({36}, ++seed);
+  auto out = cct::linear(x, w, bias);
+  auto g = random_constant(out.shape(), ++seed);
+  out.backward(g);
+  // linear(x, W, b) = x·Wᵀ + b with the batch folded into rows: the shared-b matmul with transpose_b.
+  auto [expected_x, expected_w] = naive_matmul_gradients(x, w, false, true, g);
+  CCT_REQUIRE_CLOSE(x.grad(), expected_x, 1e-10);
+  CCT_REQUIRE_CLOSE(w.grad(), expected_w, 1e-10);
+  auto expected_bias = Tensor<double>::zeros({36});
+  for (int64_t r = 0; r < 16 * 40; ++r)
+    for (int64_t o = 0; o < 36; ++o) expected_bias.data()[o] += g.data()[r * 36 + o];
+  CCT_REQUIRE_CLOSE(bias.grad(), expected_bias, 1e-10);
+}
+
+TEST_CASE("multithreaded matmul and linear equal the single-threaded results", "[ops][matmul][linear][threads]") {
+  ThreadCountGuard guard;
+  cct::Generator gen(21);
+  auto a = Tensor<float>::uniform({256, 300}, -1, 1, gen);
+  auto b = Tensor<float>::uniform({300, 200}, -1, 1, gen);
+  auto few_a = Tensor<float>::uniform({3, 160, 120}, -1, 1, gen);  // few large items: each GEMM splits itself
+  auto few_b = Tensor<float>::uniform({3, 140, 160}, -1, 1, gen);
+  auto many_a = Tensor<float>::uniform({64, 24, 40}, -1, 1, gen);  // many small items: threads split the batch
+  auto many_b = Tensor<float>::uniform({64, 40, 24}, -1, 1, gen);
+  auto shared_b = Tensor<float>::uniform({24, 36}, -1, 1, gen);
+  auto x = Tensor<float>::uniform({8, 64, 96}, -1, 1, gen);
+  auto w = Tensor<float>::uniform({80, 96}, -1, 1, gen);
+  auto bias = Tensor<float>::uniform({80}, -1, 1, gen);
+
+  // Outputs and every input gradient, for an upstream gradient of all ones.
+  auto run = [](const std::vector<Tensor<float>>& constants, auto op) {
+    std::vector<Tensor<float>> leaves;
+    for (const auto& c : constants) leaves.push_back(c.clone().requires_grad_());
+    Tensor<float> out = op(leaves);
+    out.backward(Tensor<float>::ones(out.shape()));
+    std::vector<Tensor<float>> results{out.detach()};
+    for (const auto& leaf : leaves) results.push_back(leaf.grad());
+    return results;
+  };
+  auto everything = [&] {
+    std::vector<std::vector<Tensor<float>>> results;
+    results.push_back(run({a, b}, [](const auto& in) { return cct::matmul(in[0], in[1]); }));
+    results.push_back(run({few_a, few_b}, [](const auto& in) { return cct::matmul(in[0], in[1], true, true); }));
+    results.push_back(run({many_a, many_b}, [](const auto& in) { return cct::matmul(in[0], in[1]); }));
+    results.push_back(run({many_a, shared_b}, [](const auto& in) { return cct::matmul(in[0], in[1], true, false); }));
+    results.push_back(run({x, w}, [](const auto& in) { return cct::matmul(in[0], in[1], false, true); }));
+    results.push_back(run({x, w, bias}, [](const auto& in) { return cct::linear(in[0], in[1], in[2]); }));
+    return results;
+  };
+  cct::set_num_threads(1);
+  auto serial = everything();
+  cct::set_num_threads(2);
+  auto parallel = everything();
+  for (size_t i = 0; i < serial.size(); ++i)
+    for (size_t j = 0; j < serial[i].size(); ++j) {
+      INFO("case " << i << ", tensor " << j << " (0 = output, then input gradients)");
+      // Relative for large sums (the gradients of shared operands add up thousands of terms).
+      CCT_REQUIRE_CLOSE(parallel[i][j], serial[i][j], 1e-5);
+    }
+}
+
+TEST_CASE("gradients of matmul match finite differences", "[ops][matmul][gradcheck]") {
+  uint64_t seed = 700;
+  for (bool transpose_a : kFlags)
+    for (bool transpose_b : kFlags) {
+      INFO("transpose_a=" << transpose_a << " transpose_b=" << transpose_b);
+      auto fn = [transpose_a, transpose_b](const Inputs& in) {
+        return cct::matmul(in[0], in[1], transpose_a, transpose_b);
+      };
+      // 2-D, batched (one and two leading dims), and a shared 2-D b.
+      check_gradients(fn, {random_leaf(stored_shape({}, 3, 5, transpose_a), ++seed),
+                           random_leaf(stored_shape({}, 5, 2, transpose_b), ++seed)});
+      check_gradients(fn, {random_leaf(stored_shape({3}, 2, 5, transpose_a), ++seed),
+                           random_leaf(stored_shape({3}, 5, 3, transpose_b), ++seed)});
+      check_gradients(fn, {random_leaf(stored_shape({2, 2}, 3, 1, transpose_a), ++seed),
+                           random_leaf(stored_shape({2, 2}, 1, 3, transpose_b), ++seed)});
+      check_gradients(fn, {random_leaf(stored_shape({2, 3}, 3, 4, transpose_a), ++seed),
+                           random_leaf(stored_shape({}, 4, 3, transpose_b), ++seed)});
+      // Only one operand requires grad.
+      check_gradients(fn, {random_constant(stored_shape({2}, 3, 4, transpose_a), ++seed),
+                           random_leaf(stored_shape({}, 4, 3, transpose_b), ++seed)});
+      check_gradients(fn, {random_leaf(stored_shape({2}, 3, 4, transpose_a), ++seed),
+                           random_constant(stored_shape({2}, 4, 3, transpose_b), ++seed)});
+    }
+  // The same tensor as both operands: a·aᵀ.
+  check_gradients([](const Inputs& in) { return cct::matmul(in[0], in[0], false, true); },
+                  {random_leaf({2, 3, 4}, ++seed)});
+}
+
+TEST_CASE("gradients of linear match finite differences", "[ops][linear][gradcheck]") {
+  auto x3 = random_leaf({2, 3, 5}, 801);
+  auto w = random_leaf({4, 5}, 802);
+  auto bias = random_leaf({4}, 803);
+  check_gradients([](const Inputs& in) { return cct::linear(in[0], in[1], in[2]); }, {x3, w, bias});
+  check_gradients([](const Inputs& in) { return cct::linear(in[0], in[1]); }, {x3, w});
+  check_gradients([](const Inputs& in) { return cct::linear(in[0], in[1], in[2]); },
+                  {random_leaf({3, 5}, 804), w, bias});
+  check_gradients([](const Inputs& in) { return cct::linear(in[0], in[1], in[2]); },
+                  {random_leaf({5}, 805), w, bias});
+  // x held constant (a first layer), and only the bias trained.
+  check_gradients([](const Inputs& in) { return cct::linear(in[0], in[1], in[2]); },
+                  {random_constant({2, 3, 5}, 806), w, bias});
+  check_gradients([](const Inputs& in) { return cct::linear(in[0], in[1], in[2]); },
+                  {random_constant({2, 3, 5}, 807), random_constant({4, 5}, 808), bias});
+}
+
+TEST_CASE("matmul and linear reject mismatched shapes with clear messages", "[ops][matmul][linear]") {
+  auto a = Tensor<float>::ones({2, 3});
+  auto b = Tensor<float>::ones({4, 5});
+  REQUIRE_THROWS_AS(cct::matmul(a, b), cct::ShapeError);
+  REQUIRE_THROWS_WITH(cct::matmul(a, b), Catch::Contains("matmul") && Catch::Contains("(2, 3)") &&
+                                             Catch::Contains("(4, 5)") && Catch::Contains("3 vs 4"));
+  // Transposing b does not make it fit either, and the message says which operand was transposed.
+  REQUIRE_THROWS_WITH(cct::matmul(a, b, false, true),
+                      Catch::Contains("transpose_b=true") && Catch::Contains("3 vs 5"));
+  REQUIRE_THROWS_WITH(cct::matmul(a, Tensor<float>::ones({2, 5}), false, false), Catch::Contains("3 vs 2"));
+  REQUIRE_NOTHROW(cct::matmul(a, Tensor<float>::ones({2, 5}), true, false));
+  REQUIRE_THROWS_WITH(cct::matmul(Tensor<float>::ones({3}), a),
+                      Catch::Contains("matmul") && Catch::Contains("at least 2 dims") && Catch::Contains("(3,)"));
+  REQUIRE_THROWS_WITH(cct::matmul(Tensor<float>::ones({2, 2, 3}), Tensor<float>::ones({3, 3, 4})),
+                      Catch::Contains("batch dims differ") && Catch::Contains("(2, 2, 3)") &&
+                          Catch::Contains("(3, 3, 4)"));
+  REQUIRE_THROWS_WITH(cct::matmul(Tensor<float>::ones({2, 2, 3}), Tensor<float>::ones({1, 2, 3, 4})),
+                      Catch::Contains("same rank"));
+  REQUIRE_THROWS_WITH(cct::matmul(a, Tensor<float>::ones({2, 3, 4})), Catch::Contains("same rank"));
+
+  auto x = Tensor<float>::ones({2, 4, 6});
+  auto w = Tensor<float>::ones({8, 5});
+  REQUIRE_THROWS_AS(cct::linear(x, w), cct::ShapeError);
+  REQUIRE_THROWS_WITH(cct::linear(x, w), Catch::Contains("linear") && Catch::Contains("(2, 4, 6)") &&
+                                             Catch::Contains("(8, 5)") && Catch::Contains("6 input features"));
+  REQUIRE_THROWS_WITH(cct::linear(x, Tensor<float>::ones({8, 6}), Tensor<float>::ones({6})),
+                      Catch::Contains("linear") && Catch::Contains("bias") && Catch::Contains("(6,)") &&
+                          Catch::Contains("(8,)"));
+  REQUIRE_THROWS_WITH(cct::linear(x, Tensor<float>::ones({6})), Catch::Contains("linear") &&
+                                                                   Catch::Contains("(out, in)"));
+}

@@ -1,0 +1,46 @@
+# Compiles every public header under HEADER_ROOT/cct alone (a one-line translation unit that includes
+# only it) with -fsyntax-only, and fails naming each header that does not compile by itself.
+# Run by ctest as `cmake -DCXX=... -DINCLUDE_DIRS=a|b -DFLAGS=f|g -DHEADER_ROOT=... -DWORK_DIR=... -P`.
+foreach(required CXX INCLUDE_DIRS HEADER_ROOT WORK_DIR)
+  if(NOT DEFINED ${required})
+    message(FATAL_ERROR "check_headers.cmake: -D${required}=... is required")
+  endif()
+endforeach()
+string(REPLACE "|" ";" include_dirs "${INCLUDE_DIRS}")
+string(REPLACE "|" ";" flags "${FLAGS}")
+set(include_args)
+foreach(dir ${include_dirs})
+  list(APPEND include_args "-I${dir}")
+endforeach()
+
+file(GLOB_RECURSE headers RELATIVE ${HEADER_ROOT} ${HEADER_ROOT}/cct/*.hpp)
+list(SORT headers)
+list(LENGTH headers header_count)
+if(header_count EQUAL 0)
+  message(FATAL_ERROR "check_headers.cmake: no headers found under ${HEADER_ROOT}/cct")
+endif()
+
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+set(failed)
+foreach(header ${headers})
+  string(MAKE_C_IDENTIFIER "${header}" stem)
+  set(source ${WORK_DIR}/${stem}.cpp)
+  file(WRITE ${source} "#include <${header}>\n")
+  execute_process(COMMAND ${CXX} ${flags} ${include_args} -fsyntax-only ${source}
+                  RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
+  if(result EQUAL 0)
+    message("ok      ${header}")
+  else()
+    message("FAILED  ${header}\n${output}")
+    list(APPEND failed ${header})
+  endif()
+endforeach()
+
+list(LENGTH failed failed_count)
+if(failed_count GREATER 0)
+  list(JOIN failed "\n  " failed_list)
+  message(FATAL_ERROR "${failed_count} of ${header_count} headers do not compile on their own "
+                      "(each must include what it uses):\n  ${failed_list}")
+endif()
+message("all ${header_count} public headers compile on their own")

@@ -1,0 +1,40 @@
+// The consumer-project test: uses cct through <cct/cct.hpp> and checks one gradient by hand.
+#include <cct/cct.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+int main() {
+  auto a = cct::Tensor<float>::from_vector({1.0f, -2.0f, 3.0f});
+  auto b = cct::Tensor<float>::from_vector({0.5f, 4.0f, -1.5f});
+  a.requires_grad_();
+  b.requires_grad_();
+
+  // y = a·b + a, so ∂y/∂a = b + 1 and ∂y/∂b = a.
+  auto y = a * b + a;
+  y.backward(cct::Tensor<float>::ones(y.shape()));
+
+  const std::vector<float> expected_y{1.5f, -10.0f, -1.5f};
+  const std::vector<float> expected_grad_a{1.5f, 5.0f, -0.5f};
+  const std::vector<float> expected_grad_b{1.0f, -2.0f, 3.0f};
+  auto close = [](const std::vector<float>& actual, const std::vector<float>& expected) {
+    if (actual.size() != expected.size()) return false;
+    for (size_t i = 0; i < actual.size(); ++i)
+      if (std::fabs(actual[i] - expected[i]) > 1e-6f) return false;
+    return true;
+  };
+  auto print = [](const char* name, const std::vector<float>& values) {
+    std::printf("%s =", name);
+    for (float v : values) std::printf(" %g", v);
+    std::printf("\n");
+  };
+
+  const bool ok = close(y.to_vector(), expected_y) && a.grad().defined() && b.grad().defined() &&
+                  close(a.grad().to_vector(), expected_grad_a) && close(b.grad().to_vector(), expected_grad_b);
+  print("y", y.to_vector());
+  if (a.grad().defined()) print("dy/da", a.grad().to_vector());
+  if (b.grad().defined()) print("dy/db", b.grad().to_vector());
+  std::printf("cct %s consumer: %s\n", CCT_VERSION_STRING, ok ? "gradients correct" : "WRONG RESULT");
+  return ok ? 0 : 1;
+}

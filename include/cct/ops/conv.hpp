@@ -1,0 +1,241 @@
+// Convolutions: conv2d (N, C, H, W) and conv1d (N, C, L), groups = 1, via im2col + GEMM, with backward.
+//
+// Work is split over the batch: each thread takes a contiguous run of images, unfolds each into its
+// own patch buffer and multiplies with a single-threaded GEMM straight into the NCHW output. With
+// fewer images than threads the loop runs on one thread and the GEMM splits itself instead.
+//
+// Saved for backward: the input and the weight only. Backward unfolds each image again rather than
+// keeping the (C·kh·kw)-times larger patch matrices alive between forward and backward.
+// The weight gradient sums one product per image; images are summed in a fixed number of groups
+// (independent of the thread count) whose partial sums are added in group order, so gradients are
+// bit-for-bit the same for any number of threads.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "../autograd/node.hpp"
+#include "../core/parallel.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/im2col.hpp"
+
+namespace cct {
+
+// Per-dimension stride and zero padding of conv2d, as an aggregate: Conv2dParams{stride_h, stride_w,
+// padding_h, padding_w}. A text model's (k, E) kernel sliding over tokens uses {s, 1, p, 0}.
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t padding_h = 0, padding_w = 0;
+};
+
+namespace detail {
+
+// Images per weight-gradient partial sum are chosen so that there are at most this many partials.
+constexpr int64_t kConvWeightGradGroups = 16;
+
+// out = weight ⋆ x (+ bias), where x holds `batch` images of geometry g and weight is
+// (out_channels, g.patch_size()) in memory. The output is allocated with `out_shape` and gradients
+// are returned in the shapes of x, weight and bias, so conv1d shares this with conv2d.
+// ∂L/∂weight = Σₙ gₙ · colsₙᵀ,  ∂L/∂colsₙ = weightᵀ · gₙ (folded back by col2im),  ∂L/∂bias[o] = Σₙ,ₚ gₙ[o, p]
+// where gₙ is the (out_channels, out_positions) gradient of image n and colsₙ its im2col patch matrix.
+template <typename T>
+Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                       int64_t batch, int64_t out_channels, const kernels::ConvGeometry& g, const Shape& out_shape) {
+  Tensor<T> out = Tensor<T>::empty(out_shape);
+  const int64_t patch = g.patch_size(), positions = g.out_positions(), image_size = g.image_size();
+  const bool pointwise = g.is_pointwise();
+  const T* px = x.data();
+  const T* pw = weight.data();
+  const T* pb = bias.defined() ? bias.data() : nullptr;
+  T* po = out.data();
+  parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    std::unique_ptr<T[]> cols(pointwise ? nullptr : new T[patch * positions]);
+    for (int64_t n = begin; n < end; ++n) {
+      const T* image_cols = px + n * image_size;
+      if (!pointwise) {
+        kernels::im2col(image_cols, g, cols.get());
+        image_cols = cols.get();
+      }
+      T* y = po + n * out_channels * positions;
+      kernels::gemm<T>(false, false, out_channels, positions, patch, T(1), pw, patch, image_cols, positions, T(0), y,
+                       positions);
+      if (pb)
+        for (int64_t o = 0; o < out_channels; ++o) {
+          T* row = y + o * positions;
+          for (int64_t p = 0; p < positions; ++p) row[p] += pb[o];
+        }
+    }
+  });
+
+  if (!autograd::any_requires_grad<T>({&x, &weight, &bias})) return out;
+  autograd::record<T>(
+      op, out, {x, weight, bias},
+      [x = x.detach(), weight = weight.detach(), bias_shape = bias.defined() ? bias.shape() : Shape{}, batch,
+       out_channels, g](const Tensor<T>& grad_output, const autograd::NeedsGrad& needs) {
+        const int64_t patch = g.patch_size(), positions = g.out_positions(), image_size = g.image_size();
+        const bool pointwise = g.is_pointwise();
+        const bool need_x = needs[0], need_weight = needs[1], need_bias = needs[2];
+        const T* pg = grad_output.data();
+        const T* px = x.data();
+        const T* pw = weight.data();
+        Tensor<T> grad_x, grad_weight, grad_bias;
+
+        if (need_bias) {
+          grad_bias = Tensor<T>::empty(bias_shape);
+          T* pgb = grad_bias.data();
+          parallel_for(0, out_channels, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t o = begin; o < end; ++o) {
+              T sum = T(0);
+              for (int64_t n = 0; n < batch; ++n) {
+                const T* row = pg + (n * out_channels + o) * positions;
+                for (int64_t p = 0; p < positions; ++p) sum += row[p];
+              }
+              pgb[o] = sum;
+            }
+          });
+        }
+
+        if (need_x || need_weight) {
+          if (need_x) grad_x = Tensor<T>::empty(x.shape());
+          T* pgx = need_x ? grad_x.data() : nullptr;
+          const int64_t groups = std::min(batch, kConvWeightGradGroups);
+          const int64_t weight_size = out_channels * patch;
+          std::vector<T> partials(need_weight ? groups * weight_size : 0);
+          parallel_for(0, groups, 1, [&](int64_t group_begin, int64_t group_end) {
+            std::unique_ptr<T[]> cols(need_weight && !pointwise ? new T[patch * positions] : nullptr);
+            std::unique_ptr<T[]> grad_cols(need_x && !pointwise ? new T[patch * positions] : nullptr);
+            for (int64_t group = group_begin; group < group_end; ++group) {
+              const int64_t first = batch * group / groups, last = batch * (group + 1) / groups;
+              for (int64_t n = first; n < last; ++n) {
+                const T* gn = pg + n * out_channels * positions;
+                if (need_weight) {
+                  const T* image_cols = px + n * image_size;
+                  if (!pointwise) {
+                    kernels::im2col(image_cols, g, cols.get());
+                    image_cols = cols.get();
+                  }
+                  kernels::gemm<T>(false, true, out_channels, patch, positions, T(1), gn, positions, image_cols,
+                                   positions, n == first ? T(0) : T(1), partials.data() + group * weight_size, patch);
+                }
+                if (need_x) {
+                  T* gx = pgx + n * image_size;
+                  T* target = pointwise ? gx : grad_cols.get();
+                  kernels::gemm<T>(true, false, patch, positions, out_channels, T(1), pw, patch, gn, positions, T(0),
+                                   target, positions);
+                  if (!pointwise) {
+                    std::fill(gx, gx + image_size, T(0));
+                    kernels::col2im(grad_cols.get(), g, gx);
+                  }
+                }
+              }
+            }
+          });
+          if (need_weight) {
+            grad_weight = Tensor<T>::empty(weight.shape());
+            T* pgw = grad_weight.data();
+            parallel_for(0, weight_size, 1 << 14, [&](int64_t begin, int64_t end) {
+              for (int64_t i = begin; i < end; ++i) {
+                T sum = T(0);
+                for (int64_t group = 0; group < groups; ++group) sum += partials[group * weight_size + i];
+                pgw[i] = sum;
+              }
+            });
+          }
+        }
+        return autograd::GradList<T>{grad_x, grad_weight, grad_bias};
+      });
+  return out;
+}
+
+inline void check_conv_options(const char* op, int64_t stride_h, int64_t stride_w, int64_t padding_h,
+                               int64_t padding_w) {
+  CCT_CHECK(stride_h >= 1 && stride_w >= 1, op, ": stride must be at least 1, got (", stride_h, ", ", stride_w, ")");
+  CCT_CHECK(padding_h >= 0 && padding_w >= 0, op, ": padding must be non-negative, got (", padding_h, ", ",
+            padding_w, ")");
+}
+
+template <typename T>
+void check_conv_bias(const char* op, const Tensor<T>& bias, const Tensor<T>& weight) {
+  if (!bias.defined()) return;
+  CCT_CHECK_SHAPE(bias.shape() == Shape{weight.shape()[0]}, op, ": bias shape ", shape_str(bias.shape()),
+                  " does not match weight shape ", shape_str(weight.shape()), " (needs (", weight.shape()[0], ",))");
+}
+
+}  // namespace detail
+
+// ---- conv2d: out[n, o] = bias[o] + Σ_c weight[o, c] ⋆ x[n, c] ---------------------------------------
+// x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or an undefined Tensor<T>() for none.
+// Output (N, O, floor((H + 2·padding_h − kh)/stride_h) + 1, floor((W + 2·padding_w − kw)/stride_w) + 1);
+// padding is zeros. Gradients: see detail::conv_forward.
+template <typename T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const Conv2dParams& params) {
+  CCT_CHECK_SHAPE(x.dim() == 4, "conv2d: input must be 4-D (N, C, H, W), got shape ", shape_str(x.shape()));
+  CCT_CHECK_SHAPE(weight.dim() == 4, "conv2d: weight must be 4-D (out_channels, in_channels, kh, kw), got shape ",
+                  shape_str(weight.shape()));
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  CCT_CHECK_SHAPE(xs[1] == ws[1], "conv2d: input shape ", shape_str(xs), " has ", xs[1],
+                  " channels but weight shape ", shape_str(ws), " expects ", ws[1]);
+  CCT_CHECK_SHAPE(ws[2] >= 1 && ws[3] >= 1, "conv2d: empty kernel in weight shape ", shape_str(ws));
+  detail::check_conv_bias("conv2d", bias, weight);
+  detail::check_conv_options("conv2d", params.stride_h, params.stride_w, params.padding_h, params.padding_w);
+  CCT_CHECK_SHAPE(xs[2] + 2 * params.padding_h >= ws[2] && xs[3] + 2 * params.padding_w >= ws[3], "conv2d: kernel (",
+                  ws[2], ", ", ws[3], ") of weight shape ", shape_str(ws), " is larger than the padded input (",
+                  xs[2] + 2 * params.padding_h, ", ", xs[3] + 2 * params.padding_w, ") of input shape ", shape_str(xs),
+                  " with padding (", params.padding_h, ", ", params.padding_w, ")");
+
+  kernels::ConvGeometry g;
+  g.channels = xs[1];
+  g.height = xs[2];
+  g.width = xs[3];
+  g.kernel_h = ws[2];
+  g.kernel_w = ws[3];
+  g.stride_h = params.stride_h;
+  g.stride_w = params.stride_w;
+  g.padding_h = params.padding_h;
+  g.padding_w = params.padding_w;
+  g.out_h = kernels::conv_output_size(g.height, g.kernel_h, g.stride_h, g.padding_h);
+  g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
+  return detail::conv_forward("conv2d", x, weight, bias, xs[0], ws[0], g, {xs[0], ws[0], g.out_h, g.out_w});
+}
+
+// The same stride and padding along both spatial dims.
+template <typename T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, int64_t stride = 1,
+                 int64_t padding = 0) {
+  return conv2d(x, weight, bias, Conv2dParams{stride, stride, padding, padding});
+}
+
+// ---- conv1d: out[n, o] = bias[o] + Σ_c weight[o, c] ⋆ x[n, c] ----------------------------------------
+// x (N, C, L), weight (O, C, k), bias (O,) or undefined. Output (N, O, floor((L + 2·padding − k)/stride) + 1).
+// It is conv2d on images of height 1 (the memory layouts coincide, so nothing is copied).
+template <typename T>
+Tensor<T> conv1d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, int64_t stride = 1,
+                 int64_t padding = 0) {
+  CCT_CHECK_SHAPE(x.dim() == 3, "conv1d: input must be 3-D (N, C, L), got shape ", shape_str(x.shape()));
+  CCT_CHECK_SHAPE(weight.dim() == 3, "conv1d: weight must be 3-D (out_channels, in_channels, k), got shape ",
+                  shape_str(weight.shape()));
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  CCT_CHECK_SHAPE(xs[1] == ws[1], "conv1d: input shape ", shape_str(xs), " has ", xs[1],
+                  " channels but weight shape ", shape_str(ws), " expects ", ws[1]);
+  CCT_CHECK_SHAPE(ws[2] >= 1, "conv1d: empty kernel in weight shape ", shape_str(ws));
+  detail::check_conv_bias("conv1d", bias, weight);
+  detail::check_conv_options("conv1d", 1, stride, 0, padding);
+  CCT_CHECK_SHAPE(xs[2] + 2 * padding >= ws[2], "conv1d: kernel ", ws[2], " of weight shape ", shape_str(ws),
+                  " is larger than the padded input length ", xs[2] + 2 * padding, " of input shape ", shape_str(xs),
+                  " with padding ", padding);
+
+  kernels::ConvGeometry g;
+  g.channels = xs[1];
+  g.width = xs[2];
+  g.kernel_w = ws[2];
+  g.stride_w = stride;
+  g.padding_w = padding;
+  g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
+  return detail::conv_forward("conv1d", x, weight, bias, xs[0], ws[0], g, {xs[0], ws[0], g.out_w});
+}
+
+}  // namespace cct

@@ -1,0 +1,103 @@
+// im2col / col2im: unfold a padded image into the patch matrix a convolution multiplies by its weight,
+// and fold a patch matrix back (the adjoint), for conv.hpp (not public API).
+//
+// For one image (C, H, W) and a kernel (kh, kw) the patch matrix `cols` is (C·kh·kw) × (out_h·out_w),
+// row-major: row (c·kh + i)·kw + j holds, for every output position (oh, ow), the input pixel
+// x[c, oh·stride_h − padding_h + i, ow·stride_w − padding_w + j], or 0 where that lies in the padding.
+// Then output (O, out_h·out_w) = weight (O, C·kh·kw) · cols, which is already the NCHW layout.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace cct::kernels {
+
+// Sizes of one convolution (or pooling) window sweep over a single image.
+struct ConvGeometry {
+  int64_t channels = 1, height = 1, width = 1;
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t padding_h = 0, padding_w = 0;
+  int64_t out_h = 1, out_w = 1;
+
+  int64_t image_size() const { return channels * height * width; }
+  int64_t patch_size() const { return channels * kernel_h * kernel_w; }  // rows of cols
+  int64_t out_positions() const { return out_h * out_w; }                 // columns of cols
+  // A 1×1 kernel with stride 1 and no padding: cols is the image itself, so no unfolding is needed.
+  bool is_pointwise() const {
+    return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1 && padding_h == 0 && padding_w == 0;
+  }
+};
+
+// floor((input + 2·padding − kernel) / stride) + 1; callers check that input + 2·padding ≥ kernel.
+inline int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t padding) {
+  return (input + 2 * padding - kernel) / stride + 1;
+}
+
+// The output positions [begin, end) whose input index o·stride − padding + offset lies in [0, input).
+// Computing the range once per kernel row lets the inner loops run without bounds checks.
+struct ValidRange {
+  int64_t begin, end;
+};
+inline ValidRange valid_output_range(int64_t outputs, int64_t input, int64_t stride, int64_t padding,
+                                     int64_t offset) {
+  const int64_t first_input = offset - padding;  // input index read by output position 0
+  const int64_t begin = first_input >= 0 ? 0 : (-first_input + stride - 1) / stride;
+  const int64_t last = input - 1 - first_input;  // largest o·stride that stays inside
+  const int64_t end = last >= 0 ? std::min(outputs, last / stride + 1) : 0;
+  return {std::min(begin, end), end};
+}
+
+// Fills cols (patch_size × out_positions) from one image (C, H, W).
+template <typename T>
+void im2col(const T* image, const ConvGeometry& g, T* cols) {
+  const int64_t out_w = g.out_w, positions = g.out_positions();
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = image + c * g.height * g.width;
+    for (int64_t i = 0; i < g.kernel_h; ++i) {
+      const ValidRange rows = valid_output_range(g.out_h, g.height, g.stride_h, g.padding_h, i);
+      for (int64_t j = 0; j < g.kernel_w; ++j) {
+        const ValidRange cols_in = valid_output_range(out_w, g.width, g.stride_w, g.padding_w, j);
+        T* dst = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * positions;
+        std::fill(dst, dst + rows.begin * out_w, T(0));
+        for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+          // src[ow·stride_w] is the pixel under kernel tap (i, j) for output column ow.
+          const T* src = plane + (oh * g.stride_h - g.padding_h + i) * g.width + (j - g.padding_w);
+          T* row = dst + oh * out_w;
+          std::fill(row, row + cols_in.begin, T(0));
+          if (g.stride_w == 1) {
+            std::copy(src + cols_in.begin, src + cols_in.end, row + cols_in.begin);
+          } else {
+            for (int64_t ow = cols_in.begin; ow < cols_in.end; ++ow) row[ow] = src[ow * g.stride_w];
+          }
+          std::fill(row + cols_in.end, row + out_w, T(0));
+        }
+        std::fill(dst + rows.end * out_w, dst + positions, T(0));
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds every entry of cols onto the pixel it was copied from (padding entries
+// are dropped). `image` must be initialised (usually zeroed) by the caller.
+template <typename T>
+void col2im(const T* cols, const ConvGeometry& g, T* image) {
+  const int64_t out_w = g.out_w, positions = g.out_positions();
+  for (int64_t c = 0; c < g.channels; ++c) {
+    T* plane = image + c * g.height * g.width;
+    for (int64_t i = 0; i < g.kernel_h; ++i) {
+      const ValidRange rows = valid_output_range(g.out_h, g.height, g.stride_h, g.padding_h, i);
+      for (int64_t j = 0; j < g.kernel_w; ++j) {
+        const ValidRange cols_in = valid_output_range(out_w, g.width, g.stride_w, g.padding_w, j);
+        const T* src_rows = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * positions;
+        for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+          T* dst = plane + (oh * g.stride_h - g.padding_h + i) * g.width + (j - g.padding_w);
+          const T* row = src_rows + oh * out_w;
+          for (int64_t ow = cols_in.begin; ow < cols_in.end; ++ow) dst[ow * g.stride_w] += row[ow];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cct::kernels

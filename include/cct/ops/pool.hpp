@@ -1,0 +1,158 @@
+// Max pooling: max_pool2d (N, C, H, W) and max_pool1d (N, C, L), with backward.
+//
+// PyTorch semantics (ceil_mode = false, dilation 1): output size floor((H + 2·padding − kernel)/stride) + 1,
+// padding acts as −∞ (it never wins) and must be at most half the kernel, so every window holds at
+// least one real element. NaN propagates (a NaN in a window is its maximum). On ties the first maximum
+// in row-major window order wins. Forward stores, per output element, the flat index of its maximum
+// within its (H, W) plane (int32); backward adds each output gradient onto that one input element.
+// Work is split over the N·C planes, which are independent in both directions.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "../autograd/node.hpp"
+#include "../core/parallel.hpp"
+#include "kernels/im2col.hpp"
+
+namespace cct {
+
+namespace detail {
+
+// out[plane, oh, ow] = max over the window of x[plane]; `planes` = N·C planes of geometry g (channels = 1).
+// ∂out[plane, o]/∂x[plane, i] = 1 if i is the window's argmax, else 0; so ∂L/∂x[plane, i] = Σ_{o: argmax(o) = i} g[o].
+template <typename T>
+Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, const kernels::ConvGeometry& g,
+                           const Shape& out_shape) {
+  CCT_CHECK(g.height * g.width <= std::numeric_limits<int32_t>::max(), op, ": planes of ", g.height, " x ",
+            g.width, " elements are too large for int32 argmax indices");
+  Tensor<T> out = Tensor<T>::empty(out_shape);
+  const bool recording = autograd::any_requires_grad<T>({&x});
+  const int64_t plane_size = g.height * g.width, positions = g.out_positions();
+  auto argmax = recording ? std::make_shared<std::vector<int32_t>>(planes * positions) : nullptr;
+  const T* px = x.data();
+  T* po = out.data();
+  int32_t* pa = argmax ? argmax->data() : nullptr;
+  parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, positions * g.kernel_h * g.kernel_w)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t plane = begin; plane < end; ++plane) {
+                   const T* src = px + plane * plane_size;
+                   for (int64_t oh = 0; oh < g.out_h; ++oh) {
+                     const int64_t h0 = oh * g.stride_h - g.padding_h;
+                     const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.kernel_h, g.height);
+                     for (int64_t ow = 0; ow < g.out_w; ++ow) {
+                       const int64_t w0 = ow * g.stride_w - g.padding_w;
+                       const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + g.kernel_w, g.width);
+                       int64_t best_index = h_begin * g.width + w_begin;
+                       T best = src[best_index];
+                       for (int64_t h = h_begin; h < h_end; ++h)
+                         for (int64_t w = w_begin; w < w_end; ++w) {
+                           const T value = src[h * g.width + w];
+                           if (value > best || std::isnan(value)) {
+                             best = value;
+                             best_index = h * g.width + w;
+                           }
+                         }
+                       const int64_t o = plane * positions + oh * g.out_w + ow;
+                       po[o] = best;
+                       if (pa) pa[o] = static_cast<int32_t>(best_index);
+                     }
+                   }
+                 }
+               });
+
+  if (recording)
+    autograd::record<T>(op, out, {x},
+                        [argmax, x_shape = x.shape(), planes, plane_size, positions](const Tensor<T>& grad_output,
+                                                                                     const autograd::NeedsGrad&) {
+                          Tensor<T> grad_x = Tensor<T>::empty(x_shape);
+                          const T* pg = grad_output.data();
+                          const int32_t* pa = argmax->data();
+                          T* pgx = grad_x.data();
+                          parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, plane_size)),
+                                       [&](int64_t begin, int64_t end) {
+                                         for (int64_t plane = begin; plane < end; ++plane) {
+                                           T* dst = pgx + plane * plane_size;
+                                           std::fill(dst, dst + plane_size, T(0));
+                                           const int64_t first = plane * positions;
+                                           for (int64_t o = first; o < first + positions; ++o) dst[pa[o]] += pg[o];
+                                         }
+                                       });
+                          return autograd::GradList<T>{grad_x};
+                        });
+  return out;
+}
+
+inline void check_pool_options(const char* op, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                               int64_t stride_w, int64_t padding_h, int64_t padding_w) {
+  CCT_CHECK(kernel_h >= 1 && kernel_w >= 1, op, ": kernel must be at least 1, got (", kernel_h, ", ", kernel_w, ")");
+  CCT_CHECK(stride_h >= 1 && stride_w >= 1, op, ": stride must be at least 1, got (", stride_h, ", ", stride_w, ")");
+  CCT_CHECK(padding_h >= 0 && padding_w >= 0, op, ": padding must be non-negative, got (", padding_h, ", ",
+            padding_w, ")");
+  CCT_CHECK(padding_h <= kernel_h / 2 && padding_w <= kernel_w / 2, op, ": padding (", padding_h, ", ", padding_w,
+            ") must be at most half the kernel (", kernel_h, ", ", kernel_w, ")");
+}
+
+}  // namespace detail
+
+// ---- max_pool2d ------------------------------------------------------------------------------------
+// x (N, C, H, W) → (N, C, floor((H + 2·padding_h − kernel_h)/stride_h) + 1, same along W).
+// kernel, stride and padding are (h, w) pairs; see the header comment for semantics and gradient.
+template <typename T>
+Tensor<T> max_pool2d(const Tensor<T>& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
+                     std::array<int64_t, 2> padding = {0, 0}) {
+  CCT_CHECK_SHAPE(x.dim() == 4, "max_pool2d: input must be 4-D (N, C, H, W), got shape ", shape_str(x.shape()));
+  detail::check_pool_options("max_pool2d", kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]);
+  const Shape& xs = x.shape();
+  CCT_CHECK_SHAPE(xs[2] >= 1 && xs[3] >= 1, "max_pool2d: empty spatial dims in input shape ", shape_str(xs));
+  CCT_CHECK_SHAPE(xs[2] + 2 * padding[0] >= kernel[0] && xs[3] + 2 * padding[1] >= kernel[1], "max_pool2d: kernel (",
+                  kernel[0], ", ", kernel[1], ") is larger than the padded input (", xs[2] + 2 * padding[0], ", ",
+                  xs[3] + 2 * padding[1], ") of input shape ", shape_str(xs));
+  kernels::ConvGeometry g;
+  g.height = xs[2];
+  g.width = xs[3];
+  g.kernel_h = kernel[0];
+  g.kernel_w = kernel[1];
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.padding_h = padding[0];
+  g.padding_w = padding[1];
+  g.out_h = kernels::conv_output_size(g.height, g.kernel_h, g.stride_h, g.padding_h);
+  g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
+  return detail::max_pool_forward("max_pool2d", x, xs[0] * xs[1], g, {xs[0], xs[1], g.out_h, g.out_w});
+}
+
+// The same kernel, stride and padding along both spatial dims (CCT's tokenizer: kernel 3, stride 2, padding 1).
+template <typename T>
+Tensor<T> max_pool2d(const Tensor<T>& x, int64_t kernel, int64_t stride, int64_t padding = 0) {
+  return max_pool2d(x, std::array<int64_t, 2>{kernel, kernel}, std::array<int64_t, 2>{stride, stride},
+                    std::array<int64_t, 2>{padding, padding});
+}
+
+// ---- max_pool1d ------------------------------------------------------------------------------------
+// x (N, C, L) → (N, C, floor((L + 2·padding − kernel)/stride) + 1): max_pool2d on planes of height 1.
+template <typename T>
+Tensor<T> max_pool1d(const Tensor<T>& x, int64_t kernel, int64_t stride, int64_t padding = 0) {
+  CCT_CHECK_SHAPE(x.dim() == 3, "max_pool1d: input must be 3-D (N, C, L), got shape ", shape_str(x.shape()));
+  CCT_CHECK(kernel >= 1 && stride >= 1 && padding >= 0, "max_pool1d: needs kernel >= 1, stride >= 1 and padding "
+            ">= 0, got kernel ", kernel, ", stride ", stride, ", padding ", padding);
+  CCT_CHECK(padding <= kernel / 2, "max_pool1d: padding ", padding, " must be at most half the kernel ", kernel);
+  const Shape& xs = x.shape();
+  CCT_CHECK_SHAPE(xs[2] >= 1, "max_pool1d: empty input length in shape ", shape_str(xs));
+  CCT_CHECK_SHAPE(xs[2] + 2 * padding >= kernel, "max_pool1d: kernel ", kernel, " is larger than the padded input length ",
+                  xs[2] + 2 * padding, " of input shape ", shape_str(xs));
+  kernels::ConvGeometry g;
+  g.width = xs[2];
+  g.kernel_w = kernel;
+  g.stride_w = stride;
+  g.padding_w = padding;
+  g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
+  return detail::max_pool_forward("max_pool1d", x, xs[0] * xs[1], g, {xs[0], xs[1], g.out_w});
+}
+
+}  // namespace cct

@@ -274,11 +274,18 @@ TEST_CASE("max_pool2d forward and backward values by hand", "[ops][pool]") {
   cct::max_pool2d(flat, std::array<int64_t, 2>{2, 2}, std::array<int64_t, 2>{1, 1}).backward(Tensor<double>::ones({1, 1, 1, 2}));
   REQUIRE(flat.grad().to_vector() == std::vector<double>{1, 1, 0, 0, 0, 0});
 
-  // NaN propagates as PyTorch's does.
-  auto with_nan = Tensor<float>::from_vector({1, std::nanf(""), 3, 4}, {1, 1, 1, 4});
-  auto pooled = cct::max_pool2d(with_nan, std::array<int64_t, 2>{1, 2}, std::array<int64_t, 2>{1, 2}).to_vector();
-  REQUIRE(std::isnan(pooled[0]));
-  REQUIRE(pooled[1] == 4);
+  // NaN propagates as in PyTorch, wherever it sits in the window; its gradient goes to the first NaN.
+  const float nan = std::nanf("");
+  auto with_nan = Tensor<float>::from_vector({1, nan, 3, 4, nan, 5, nan, nan}, {1, 1, 1, 8});
+  with_nan.requires_grad_();
+  auto pooled = cct::max_pool2d(with_nan, std::array<int64_t, 2>{1, 2}, std::array<int64_t, 2>{1, 2});
+  const auto pooled_values = pooled.to_vector();
+  REQUIRE(std::isnan(pooled_values[0]));
+  REQUIRE(pooled_values[1] == 4);
+  REQUIRE(std::isnan(pooled_values[2]));
+  REQUIRE(std::isnan(pooled_values[3]));
+  pooled.backward(Tensor<float>::from_vector({1, 2, 3, 4}, {1, 1, 1, 4}));
+  REQUIRE(with_nan.grad().to_vector() == std::vector<float>{0, 1, 0, 2, 3, 0, 4, 0});
 
   // max_pool1d by hand: [3, 1, 4, 1, 5, 9, 2] with kernel 3, stride 2, padding 1.
   auto seq = Tensor<float>::from_vector({3, 1, 4, 1, 5, 9, 2}, {1, 1, 7});

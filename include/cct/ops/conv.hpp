@@ -7,8 +7,10 @@
 // Saved for backward: the input and the weight only. Backward unfolds each image again rather than
 // keeping the (C·kh·kw)-times larger patch matrices alive between forward and backward.
 // The weight gradient sums one product per image; images are summed in a fixed number of groups
-// (independent of the thread count) whose partial sums are added in group order, so gradients are
-// bit-for-bit the same for any number of threads.
+// (independent of the thread count) whose partial sums are added in group order. So whenever the
+// batch loop is what runs in parallel (at least as many images, and groups, as threads), outputs and
+// gradients are bit-for-bit the same for any thread count; a GEMM that splits itself may round
+// differently.
 #pragma once
 
 #include <algorithm>
@@ -32,8 +34,12 @@ struct Conv2dParams {
 
 namespace detail {
 
-// Images per weight-gradient partial sum are chosen so that there are at most this many partials.
+// The batch is cut into at most this many weight-gradient partial sums (enough to keep every thread
+// of a small CPU busy), and they hold at most kConvPartialElements elements together, so that a very
+// large weight does not multiply its memory; fewer groups than threads just run one after another,
+// each with a GEMM that splits itself across the threads.
 constexpr int64_t kConvWeightGradGroups = 16;
+constexpr int64_t kConvPartialElements = int64_t(1) << 24;
 
 // out = weight ⋆ x (+ bias), where x holds `batch` images of geometry g and weight is
 // (out_channels, g.patch_size()) in memory. The output is allocated with `out_shape` and gradients
@@ -59,13 +65,11 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
         image_cols = cols.get();
       }
       T* y = po + n * out_channels * positions;
-      kernels::gemm<T>(false, false, out_channels, positions, patch, T(1), pw, patch, image_cols, positions, T(0), y,
-                       positions);
+      // Starting from the bias (beta = 1) saves the GEMM's own zeroing pass and a separate bias pass.
       if (pb)
-        for (int64_t o = 0; o < out_channels; ++o) {
-          T* row = y + o * positions;
-          for (int64_t p = 0; p < positions; ++p) row[p] += pb[o];
-        }
+        for (int64_t o = 0; o < out_channels; ++o) std::fill(y + o * positions, y + (o + 1) * positions, pb[o]);
+      kernels::gemm<T>(false, false, out_channels, positions, patch, T(1), pw, patch, image_cols, positions,
+                       pb ? T(1) : T(0), y, positions);
     }
   });
 
@@ -100,8 +104,9 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
         if (need_x || need_weight) {
           if (need_x) grad_x = Tensor<T>::empty(x.shape());
           T* pgx = need_x ? grad_x.data() : nullptr;
-          const int64_t groups = std::min(batch, kConvWeightGradGroups);
           const int64_t weight_size = out_channels * patch;
+          const int64_t groups = std::min({batch, kConvWeightGradGroups,
+                                           std::max<int64_t>(1, kConvPartialElements / std::max<int64_t>(1, weight_size))});
           std::vector<T> partials(need_weight ? groups * weight_size : 0);
           parallel_for(0, groups, 1, [&](int64_t group_begin, int64_t group_end) {
             std::unique_ptr<T[]> cols(need_weight && !pointwise ? new T[patch * positions] : nullptr);

@@ -3,7 +3,7 @@
 // PyTorch semantics (ceil_mode = false, dilation 1): output size floor((H + 2·padding − kernel)/stride) + 1,
 // padding acts as −∞ (it never wins) and must be at most half the kernel, so every window holds at
 // least one real element. NaN propagates (a NaN in a window is its maximum). On ties the first maximum
-// in row-major window order wins. Forward stores, per output element, the flat index of its maximum
+// in row-major window order wins (for NaN too, where PyTorch's CPU kernel picks the last). Forward stores, per output element, the flat index of its maximum
 // within its (H, W) plane (int32); backward adds each output gradient onto that one input element.
 // Work is split over the N·C planes, which are independent in both directions.
 #pragma once
@@ -23,6 +23,33 @@
 namespace cct {
 
 namespace detail {
+
+// The maximum of plane[h, w] over [h_begin, h_end) × [w_begin, w_end) (non-empty), and in `index` the
+// flat index of its first occurrence (of the first NaN when there is one: NaN is the maximum).
+// Two passes without data-dependent branches: on real data a running "new maximum?" branch is
+// unpredictable, and its mispredictions cost more than reading the few window elements twice.
+template <typename T>
+T window_max(const T* plane, int64_t width, int64_t h_begin, int64_t h_end, int64_t w_begin, int64_t w_end,
+             int64_t& index) {
+  T best = plane[h_begin * width + w_begin];
+  bool has_nan = false;
+  for (int64_t h = h_begin; h < h_end; ++h)
+    for (int64_t w = w_begin; w < w_end; ++w) {
+      const T value = plane[h * width + w];
+      best = value > best ? value : best;
+      has_nan |= value != value;
+    }
+  if (has_nan) best = std::numeric_limits<T>::quiet_NaN();
+  // Scanning backwards and keeping every match leaves the first one.
+  index = h_begin * width + w_begin;
+  for (int64_t h = h_end - 1; h >= h_begin; --h)
+    for (int64_t w = w_end - 1; w >= w_begin; --w) {
+      const T value = plane[h * width + w];
+      const bool match = has_nan ? value != value : value == best;
+      index = match ? h * width + w : index;
+    }
+  return best;
+}
 
 // out[plane, oh, ow] = max over the window of x[plane]; `planes` = N·C planes of geometry g (channels = 1).
 // ∂out[plane, o]/∂x[plane, i] = 1 if i is the window's argmax, else 0; so ∂L/∂x[plane, i] = Σ_{o: argmax(o) = i} g[o].
@@ -48,16 +75,8 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
                      for (int64_t ow = 0; ow < g.out_w; ++ow) {
                        const int64_t w0 = ow * g.stride_w - g.padding_w;
                        const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + g.kernel_w, g.width);
-                       int64_t best_index = h_begin * g.width + w_begin;
-                       T best = src[best_index];
-                       for (int64_t h = h_begin; h < h_end; ++h)
-                         for (int64_t w = w_begin; w < w_end; ++w) {
-                           const T value = src[h * g.width + w];
-                           if (value > best || std::isnan(value)) {
-                             best = value;
-                             best_index = h * g.width + w;
-                           }
-                         }
+                       int64_t best_index;
+                       const T best = window_max(src, g.width, h_begin, h_end, w_begin, w_end, best_index);
                        const int64_t o = plane * positions + oh * g.out_w + ow;
                        po[o] = best;
                        if (pa) pa[o] = static_cast<int32_t>(best_index);

@@ -22,9 +22,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "../config.hpp"  // before Eigen: it sets EIGEN_DONT_PARALLELIZE
+
 #include <Eigen/Core>
 
-#include "../config.hpp"
 #include "generator.hpp"
 #include "shape.hpp"
 #include "storage.hpp"

@@ -8,9 +8,10 @@
 
 #include <cstdint>
 
+#include "../../config.hpp"  // before Eigen: it sets EIGEN_DONT_PARALLELIZE
+
 #include <Eigen/Core>
 
-#include "../../config.hpp"
 #include "../../core/parallel.hpp"
 
 namespace cct::kernels {

@@ -1,0 +1,38 @@
+// CCT: Compact Convolutional Transformer: a conv tokenizer (conv → ReLU → max-pool blocks) and SeqPool.
+#pragma once
+
+#include "compact_transformer.hpp"
+
+namespace cct::models {
+
+// cct_L_KxC_R: L encoder layers, conv kernel K, C conv blocks, image size R.
+inline ModelConfig cct_config(int64_t num_layers, int64_t kernel_size, int64_t num_conv_layers, int64_t image_size = 32,
+                              int64_t num_classes = 10) {
+  const EncoderSize size = encoder_size(num_layers);
+  ModelConfig c;
+  c.name = detail::concat("cct_", num_layers, "_", kernel_size, "x", num_conv_layers, "_", image_size);
+  c.family = Family::kCCT;
+  c.num_layers = size.num_layers;
+  c.num_heads = size.num_heads;
+  c.embedding_dim = size.embedding_dim;
+  c.mlp_ratio = size.mlp_ratio;
+  c.kernel_size = kernel_size;
+  c.num_conv_layers = num_conv_layers;
+  c.image_size = image_size;
+  c.num_classes = num_classes;
+  return c;
+}
+
+template <typename T = float>
+class CCT : public CompactTransformer<T> {
+ public:
+  explicit CCT(const ModelConfig& config) : CompactTransformer<T>(checked(config)) {}
+
+ private:
+  static const ModelConfig& checked(const ModelConfig& config) {
+    CCT_CHECK(config.family == Family::kCCT, "CCT: config '", config.name, "' is for family ", family_name(config.family));
+    return config;
+  }
+};
+
+}  // namespace cct::models

@@ -1,0 +1,57 @@
+// MultiHeadSelfAttention: the reference's `Attention` (qkv without bias, attention dropout, proj).
+#pragma once
+
+#include "../ops/attention.hpp"
+#include "dropout.hpp"
+#include "linear.hpp"
+
+namespace cct::nn {
+
+struct AttentionConfig {
+  int64_t embedding_dim = 128;
+  int64_t num_heads = 2;
+  double attention_dropout = 0.1;   // on the attention probabilities
+  double projection_dropout = 0.0;  // after proj (0 in every CCT variant)
+};
+
+template <typename T = float>
+class MultiHeadSelfAttention : public Module<T> {
+ public:
+  explicit MultiHeadSelfAttention(const AttentionConfig& config, Generator& gen = default_generator())
+      : config_(config) {
+    CCT_CHECK(config.num_heads > 0 && config.embedding_dim % config.num_heads == 0,
+              "MultiHeadSelfAttention: embedding_dim ", config.embedding_dim, " is not divisible by num_heads ",
+              config.num_heads);
+    qkv = this->register_module("qkv", std::make_shared<Linear<T>>(config.embedding_dim, 3 * config.embedding_dim,
+                                                                   /*bias=*/false, gen));
+    proj = this->register_module("proj", std::make_shared<Linear<T>>(config.embedding_dim, config.embedding_dim,
+                                                                    /*bias=*/true, gen));
+    proj_drop = this->register_module("proj_drop", std::make_shared<Dropout<T>>(config.projection_dropout));
+  }
+
+  // x: (B, N, D) → (B, N, D). key_padding_mask: undefined or (B, N), nonzero = real token.
+  // When `attention_out` is given it receives the attention probabilities (B, H, N, N).
+  Tensor<T> forward(const Tensor<T>& x, const Tensor<uint8_t>& key_padding_mask = Tensor<uint8_t>(),
+                    Tensor<T>* attention_out = nullptr) {
+    CCT_CHECK_SHAPE(x.dim() == 3 && x.size(2) == config_.embedding_dim, "MultiHeadSelfAttention: expected (B, N, ",
+                    config_.embedding_dim, "), got ", shape_str(x.shape()));
+    AttentionOptions options;
+    options.num_heads = config_.num_heads;
+    options.dropout = config_.attention_dropout;
+    options.training = this->is_training();
+    Tensor<T> heads = multi_head_attention(qkv->forward(x), options, key_padding_mask, default_generator(), attention_out);
+    return proj_drop->forward(proj->forward(heads));
+  }
+  Tensor<T> operator()(const Tensor<T>& x) { return forward(x); }
+
+  const AttentionConfig& config() const { return config_; }
+  std::string type_name() const override { return "MultiHeadSelfAttention"; }
+
+  std::shared_ptr<Linear<T>> qkv, proj;
+  std::shared_ptr<Dropout<T>> proj_drop;
+
+ private:
+  AttentionConfig config_;
+};
+
+}  // namespace cct::nn

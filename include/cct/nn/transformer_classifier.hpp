@@ -1,0 +1,124 @@
+// TransformerClassifier: positional embedding → encoder blocks → LayerNorm → pooling → fc, the
+// `classifier` half of every model in the reference (the tokenizer is the other half).
+// Pooling is SeqPool (CCT, CVT) or the class token (ViT-Lite, which prepends a learned token).
+#pragma once
+
+#include <vector>
+
+#include "../ops/shape.hpp"
+#include "encoder_layer.hpp"
+#include "positional_embedding.hpp"
+#include "seq_pool.hpp"
+
+namespace cct::nn {
+
+struct ClassifierConfig {
+  bool seq_pool = true;              // false: class token (ViT-Lite)
+  int64_t embedding_dim = 128;
+  int64_t num_layers = 2;
+  int64_t num_heads = 2;
+  double mlp_ratio = 1.0;
+  int64_t num_classes = 10;
+  int64_t sequence_length = 64;      // tokens from the tokenizer (without the class token)
+  PositionalEmbedding positional_embedding = PositionalEmbedding::kLearnable;
+  double dropout = 0.0;              // after the positional embedding, and inside each block
+  double attention_dropout = 0.1;
+  double stochastic_depth = 0.1;     // drop-path rate of the last block; linearly from 0 at the first
+};
+
+// Optional outputs for pictures and debugging.
+struct ClassifierTrace {
+  Tensor<float> pool_weights;                 // (B, N) SeqPool weights, when seq_pool
+  std::vector<Tensor<float>> attention;       // per block (B, H, N, N), when requested
+  bool want_attention = false;
+};
+
+template <typename T = float>
+class TransformerClassifier : public Module<T> {
+ public:
+  explicit TransformerClassifier(const ClassifierConfig& config, Generator& gen = default_generator())
+      : config_(config) {
+    const int64_t D = config.embedding_dim;
+    CCT_CHECK(config.num_layers >= 1 && config.num_classes >= 1 && config.sequence_length >= 1,
+              "TransformerClassifier: num_layers, num_classes and sequence_length must be positive");
+    const int64_t tokens = config.sequence_length + (config.seq_pool ? 0 : 1);
+    // Registration order follows the reference so that state-dict order matches too.
+    if (!config.seq_pool) class_emb = this->register_parameter("class_emb", Tensor<T>::zeros({1, 1, D}));
+    else attention_pool = this->register_module("attention_pool", std::make_shared<Linear<T>>(D, 1, true, gen));
+    if (config.positional_embedding == PositionalEmbedding::kLearnable) {
+      positional_emb = this->register_parameter("positional_emb", Tensor<T>::empty({1, tokens, D}));
+      init::trunc_normal_(positional_emb, 0.0, 0.2, -2.0, 2.0, gen);
+    } else if (config.positional_embedding == PositionalEmbedding::kSine) {
+      positional_emb = this->register_parameter("positional_emb", sine_positional_table<T>(tokens, D), /*trainable=*/false);
+    }
+    dropout = this->register_module("dropout", std::make_shared<Dropout<T>>(config.dropout));
+    blocks = this->register_module("blocks", std::make_shared<ModuleList<T>>());
+    for (int64_t l = 0; l < config.num_layers; ++l) {
+      const double rate = config.num_layers == 1 ? 0.0 : config.stochastic_depth * l / (config.num_layers - 1);
+      EncoderLayerConfig layer{D, config.num_heads, static_cast<int64_t>(D * config.mlp_ratio), config.dropout,
+                               config.attention_dropout, rate};
+      blocks->push_back(std::make_shared<TransformerEncoderLayer<T>>(layer, gen));
+    }
+    norm = this->register_module("norm", std::make_shared<LayerNorm<T>>(D));
+    fc = this->register_module("fc", std::make_shared<Linear<T>>(D, config.num_classes, true, gen));
+  }
+
+  // tokens: (B, N, D) → logits (B, classes). key_padding_mask: undefined or (B, N) (text models).
+  Tensor<T> forward(const Tensor<T>& tokens, const Tensor<uint8_t>& key_padding_mask = Tensor<uint8_t>(),
+                    ClassifierTrace* trace = nullptr) {
+    CCT_CHECK_SHAPE(tokens.dim() == 3 && tokens.size(1) == config_.sequence_length &&
+                        tokens.size(2) == config_.embedding_dim,
+                    "TransformerClassifier: expected tokens (B, ", config_.sequence_length, ", ",
+                    config_.embedding_dim, "), got ", shape_str(tokens.shape()));
+    const int64_t B = tokens.size(0);
+    Tensor<T> x = tokens;
+    Tensor<uint8_t> mask = key_padding_mask;
+    if (!config_.seq_pool) {
+      x = concat(std::vector<Tensor<T>>{expand(class_emb, {B, 1, config_.embedding_dim}), x}, 1);
+      if (mask.defined()) mask = with_class_token(mask);
+    }
+    if (positional_emb.defined()) x = add(x, positional_emb);
+    x = dropout->forward(x);
+    for (size_t l = 0; l < blocks->size(); ++l) {
+      Tensor<T> attention;
+      x = blocks->template at<TransformerEncoderLayer<T>>(l)->forward(
+          x, mask, trace && trace->want_attention ? &attention : nullptr);
+      if (trace && trace->want_attention) trace->attention.push_back(attention.template to<float>());
+    }
+    x = norm->forward(x);
+    Tensor<T> pooled;
+    if (config_.seq_pool) {
+      Tensor<T> weights;
+      pooled = seq_pool(x, *attention_pool, mask, trace ? &weights : nullptr);
+      if (trace) trace->pool_weights = weights.template to<float>();
+    } else {
+      pooled = reshape(narrow(x, 1, 0, 1), {B, config_.embedding_dim});
+    }
+    return fc->forward(pooled);
+  }
+
+  const ClassifierConfig& config() const { return config_; }
+  std::string type_name() const override { return "TransformerClassifier"; }
+
+  Tensor<T> class_emb, positional_emb;  // each undefined when not used
+  std::shared_ptr<Linear<T>> attention_pool;
+  std::shared_ptr<Dropout<T>> dropout;
+  std::shared_ptr<ModuleList<T>> blocks;
+  std::shared_ptr<LayerNorm<T>> norm;
+  std::shared_ptr<Linear<T>> fc;
+
+ private:
+  static Tensor<uint8_t> with_class_token(const Tensor<uint8_t>& mask) {
+    const int64_t B = mask.size(0), N = mask.size(1);
+    Tensor<uint8_t> out = Tensor<uint8_t>::empty({B, N + 1});
+    for (int64_t b = 0; b < B; ++b) {
+      out.data()[b * (N + 1)] = 1;
+      std::copy(mask.data() + b * N, mask.data() + (b + 1) * N, out.data() + b * (N + 1) + 1);
+    }
+    return out;
+  }
+
+  ClassifierConfig config_;
+};
+
+}  // namespace cct::nn

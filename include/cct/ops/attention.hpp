@@ -1,0 +1,162 @@
+// Fused multi-head self-attention on a packed qkv tensor: softmax(q kᵀ · scale) v per head, with
+// attention dropout and an optional key padding mask, forward and backward in one place.
+//
+// Layout, as the reference's `qkv.reshape(B, N, 3, H, hd)`: qkv is (B, N, 3D); q, k and v are columns
+// [0, D), [D, 2D), [2D, 3D) and head h uses columns [h·hd, (h+1)·hd) of each. The output (B, N, D) puts
+// head h's result at columns [h·hd, (h+1)·hd) (heads concatenated). Each (batch, head) pair is one
+// independent task: threads split the B·H tasks and run single-threaded GEMMs on strided views, so
+// no q/k/v copies or permutes are ever materialised.
+//
+// Saved for backward: qkv and the attention probabilities P (B, H, N, N), before dropout. The dropout
+// mask is not stored: it is a pure function of (generator seed, reserved counter, element index), so
+// backward regenerates it.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../autograd/node.hpp"
+#include "kernels/gemm.hpp"
+
+namespace cct {
+
+struct AttentionOptions {
+  int64_t num_heads = 1;
+  double dropout = 0.0;  // on the attention probabilities, only when training
+  bool training = false;
+};
+
+namespace detail {
+// Keep decision and scale for attention dropout at flat index i of (B, H, N, N).
+struct AttentionDropout {
+  double p = 0;
+  uint64_t seed = 0, base = 0;
+  bool active() const { return p > 0; }
+  template <typename T>
+  T factor(uint64_t i) const {
+    if (p >= 1) return T(0);
+    return Generator::mix(seed + (base + i + 1) * Generator::kGolden) >> 11 < keep_threshold()
+               ? static_cast<T>(1.0 / (1.0 - p))
+               : T(0);
+  }
+  uint64_t keep_threshold() const { return static_cast<uint64_t>((1.0 - p) * 9007199254740992.0); }  // 2^53
+};
+}  // namespace detail
+
+// qkv: (B, N, 3D). key_padding_mask: undefined, or (B, N) with nonzero for real tokens and 0 for
+// padding; padded keys get zero attention weight. If `probabilities_out` is given it receives the
+// attention probabilities (B, H, N, N) (for visualisation).
+template <typename T>
+Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& options,
+                               const Tensor<uint8_t>& key_padding_mask = Tensor<uint8_t>(),
+                               Generator& gen = default_generator(), Tensor<T>* probabilities_out = nullptr) {
+  CCT_CHECK_SHAPE(qkv.dim() == 3 && qkv.size(2) % 3 == 0, "multi_head_attention: qkv must be (B, N, 3D), got ",
+                  shape_str(qkv.shape()));
+  const int64_t B = qkv.size(0), N = qkv.size(1), D = qkv.size(2) / 3, H = options.num_heads;
+  CCT_CHECK_SHAPE(H > 0 && D % H == 0, "multi_head_attention: embedding dim ", D, " is not divisible by ",
+                  H, " heads");
+  CCT_CHECK(options.dropout >= 0 && options.dropout <= 1, "multi_head_attention: dropout must be in [0, 1], got ",
+            options.dropout);
+  const bool masked = key_padding_mask.defined();
+  if (masked)
+    CCT_CHECK_SHAPE(key_padding_mask.shape() == Shape({B, N}), "multi_head_attention: key_padding_mask must be ",
+                    shape_str({B, N}), ", got ", shape_str(key_padding_mask.shape()));
+  const int64_t hd = D / H, row = 3 * D;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
+
+  detail::AttentionDropout drop;
+  if (options.training && options.dropout > 0) {
+    drop.p = options.dropout;
+    drop.seed = gen.seed();
+    drop.base = gen.reserve(static_cast<uint64_t>(B * H * N * N));
+  }
+
+  Tensor<T> probabilities = Tensor<T>::empty({B, H, N, N});
+  Tensor<T> out = Tensor<T>::empty({B, N, D});
+  const T* base_qkv = qkv.data();
+  const uint8_t* mask = masked ? key_padding_mask.data() : nullptr;
+  parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> dropped(drop.active() ? N * N : 0);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / H, h = task % H;
+      const T* q = base_qkv + b * N * row + h * hd;
+      const T* k = q + D;
+      const T* v = q + 2 * D;
+      T* P = probabilities.data() + task * N * N;
+      // S = q kᵀ · scale, then a row softmax over the keys.
+      kernels::gemm_serial<T>(false, true, N, N, hd, scale, q, row, k, row, T(0), P, N);
+      for (int64_t i = 0; i < N; ++i) {
+        T* p_row = P + i * N;
+        T max_value = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j < N; ++j)
+          if (!mask || mask[b * N + j]) max_value = std::max(max_value, p_row[j]);
+        T sum = 0;
+        for (int64_t j = 0; j < N; ++j) {
+          const T e = (!mask || mask[b * N + j]) ? std::exp(p_row[j] - max_value) : T(0);
+          p_row[j] = e;
+          sum += e;
+        }
+        const T inv = sum > T(0) ? T(1) / sum : T(0);  // a row with every key masked attends to nothing
+        for (int64_t j = 0; j < N; ++j) p_row[j] *= inv;
+      }
+      const T* weights = P;
+      if (drop.active()) {
+        const uint64_t offset = static_cast<uint64_t>(task * N * N);
+        for (int64_t i = 0; i < N * N; ++i) dropped[i] = P[i] * drop.factor<T>(offset + i);
+        weights = dropped.data();
+      }
+      // o = weights · v, written into this head's columns of the output.
+      kernels::gemm_serial<T>(false, false, N, hd, N, T(1), weights, N, v, row, T(0), out.data() + b * N * D + h * hd, D);
+    }
+  });
+  if (probabilities_out) *probabilities_out = probabilities.detach();
+
+  // ∂v = Pdᵀ g;  ∂Pd = g vᵀ;  ∂P = ∂Pd ⊙ dropout;  ∂S = P ⊙ (∂P − rowsum(∂P ⊙ P));
+  // ∂q = ∂S k · scale;  ∂k = ∂Sᵀ q · scale.
+  if (autograd::any_requires_grad<T>({&qkv}))
+    autograd::record<T>(
+        "multi_head_attention", out, {qkv},
+        [qkv = qkv.detach(), probabilities, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
+          const int64_t row = 3 * D;
+          Tensor<T> grad_qkv = Tensor<T>::empty(qkv.shape());
+          parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+            std::vector<T> dP(N * N), dropped(drop.active() ? N * N : 0);
+            for (int64_t task = begin; task < end; ++task) {
+              const int64_t b = task / H, h = task % H;
+              const T* q = qkv.data() + b * N * row + h * hd;
+              const T* k = q + D;
+              const T* v = q + 2 * D;
+              T* dq = grad_qkv.data() + b * N * row + h * hd;
+              T* dk = dq + D;
+              T* dv = dq + 2 * D;
+              const T* gb = g.data() + b * N * D + h * hd;
+              const T* P = probabilities.data() + task * N * N;
+              const uint64_t offset = static_cast<uint64_t>(task * N * N);
+              const T* weights = P;
+              if (drop.active()) {
+                for (int64_t i = 0; i < N * N; ++i) dropped[i] = P[i] * drop.factor<T>(offset + i);
+                weights = dropped.data();
+              }
+              kernels::gemm_serial<T>(true, false, N, hd, N, T(1), weights, N, gb, D, T(0), dv, row);
+              kernels::gemm_serial<T>(false, true, N, N, hd, T(1), gb, D, v, row, T(0), dP.data(), N);
+              for (int64_t i = 0; i < N; ++i) {
+                T* d_row = dP.data() + i * N;
+                const T* p_row = P + i * N;
+                if (drop.active())
+                  for (int64_t j = 0; j < N; ++j) d_row[j] *= drop.factor<T>(offset + i * N + j);
+                T dot = 0;
+                for (int64_t j = 0; j < N; ++j) dot += d_row[j] * p_row[j];
+                for (int64_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - dot);
+              }
+              kernels::gemm_serial<T>(false, false, N, hd, N, scale, dP.data(), N, k, row, T(0), dq, row);
+              kernels::gemm_serial<T>(true, false, N, hd, N, scale, dP.data(), N, q, row, T(0), dk, row);
+            }
+          });
+          return autograd::GradList<T>{grad_qkv};
+        });
+  return out;
+}
+
+}  // namespace cct

@@ -1,0 +1,227 @@
+// Models against the reference: parameter counts, names and shapes, whole-model gradients, modes.
+#include <map>
+#include <set>
+
+#include <cct/models/registry.hpp>
+#include <cct/ops/reduce.hpp>
+
+#include "test_helpers.hpp"
+
+using cct::Shape;
+using cct::Tensor;
+namespace models = cct::models;
+
+namespace {
+
+// The reference's table (architecture.md), all parameters, learnable positional embedding.
+const std::vector<std::tuple<std::string, int64_t, int64_t>> kReferenceCounts = {
+    {"cct_2_3x2_32", 283723, 295333},   {"cct_4_3x2_32", 482123, 493733},   {"cct_6_3x1_32", 3233803, 3256933},
+    {"cct_6_3x2_32", 3326923, 3350053}, {"cct_7_3x1_32", 3760139, 3783269}, {"cct_7_3x2_32", 3853259, 3876389},
+    {"cvt_2_4_32", 214539, 226149},     {"cvt_7_4_32", 3716619, 3739749},   {"vit_2_4_32", 214666, 226276},
+    {"vit_7_4_32", 3716874, 3740004}};
+
+// The reference's listing, expanded: name → shape, in state-dict order.
+std::vector<std::pair<std::string, Shape>> reference_listing(const models::ModelConfig& c, int64_t tokens) {
+  const int64_t D = c.embedding_dim, F = static_cast<int64_t>(D * c.mlp_ratio);
+  std::vector<std::pair<std::string, Shape>> out;
+  if (c.family == models::Family::kCCT) {
+    for (int64_t i = 0; i < c.num_conv_layers; ++i) {
+      const int64_t in = i == 0 ? c.in_channels : 64, o = i + 1 == c.num_conv_layers ? D : 64;
+      out.push_back({"tokenizer.conv_layers." + std::to_string(i) + ".0.weight", {o, in, c.kernel_size, c.kernel_size}});
+    }
+  } else {
+    out.push_back({"tokenizer.conv_layers.0.0.weight", {D, c.in_channels, c.patch_size, c.patch_size}});
+    out.push_back({"tokenizer.conv_layers.0.0.bias", {D}});
+  }
+  // PyTorch's state_dict lists a module's own parameters before its children's, so the classifier's
+  // class_emb / positional_emb come before attention_pool (architecture.md lists them by module).
+  const bool vit = c.family == models::Family::kViTLite;
+  if (vit) out.push_back({"classifier.class_emb", {1, 1, D}});
+  out.push_back({"classifier.positional_emb", {1, tokens + (vit ? 1 : 0), D}});
+  if (!vit) {
+    out.push_back({"classifier.attention_pool.weight", {1, D}});
+    out.push_back({"classifier.attention_pool.bias", {1}});
+  }
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string b = "classifier.blocks." + std::to_string(l) + ".";
+    out.push_back({b + "pre_norm.weight", {D}});
+    out.push_back({b + "pre_norm.bias", {D}});
+    out.push_back({b + "self_attn.qkv.weight", {3 * D, D}});
+    out.push_back({b + "self_attn.proj.weight", {D, D}});
+    out.push_back({b + "self_attn.proj.bias", {D}});
+    out.push_back({b + "linear1.weight", {F, D}});
+    out.push_back({b + "linear1.bias", {F}});
+    out.push_back({b + "norm1.weight", {D}});
+    out.push_back({b + "norm1.bias", {D}});
+    out.push_back({b + "linear2.weight", {D, F}});
+    out.push_back({b + "linear2.bias", {D}});
+  }
+  out.push_back({"classifier.norm.weight", {D}});
+  out.push_back({"classifier.norm.bias", {D}});
+  out.push_back({"classifier.fc.weight", {c.num_classes, D}});
+  out.push_back({"classifier.fc.bias", {c.num_classes}});
+  return out;
+}
+
+// A model small enough for finite differences: 1 layer, D = 16, 2 heads, 4×4 images with 2 channels.
+models::ModelConfig tiny_config(models::Family family) {
+  models::ModelConfig c;
+  c.name = "tiny";
+  c.family = family;
+  c.num_layers = 1;
+  c.num_heads = 2;
+  c.embedding_dim = 16;
+  c.mlp_ratio = 1.5;
+  c.kernel_size = 3;
+  c.num_conv_layers = 1;
+  c.patch_size = 2;
+  c.image_size = 4;
+  c.in_channels = 2;
+  c.num_classes = 3;
+  c.seed = 3;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("parameter counts equal the reference table for 10 and 100 classes", "[models]") {
+  for (const auto& [name, count10, count100] : kReferenceCounts) {
+    INFO(name);
+    CHECK(models::create(name, {10})->num_parameters() == count10);
+    CHECK(models::create(name, {100})->num_parameters() == count100);
+  }
+  CHECK(models::create("cct_7_3x1_32_c100")->num_parameters() == 3783269);
+  CHECK(models::create("cct_7_7x2_224")->num_parameters() == 4573735);
+  CHECK(models::create("cct_14_7x2_224")->num_parameters() == 22367273);
+  CHECK(models::create("cct_14_7x2_384")->num_parameters() == 22513193);
+  // A sine table is a parameter that is not trained.
+  auto sine = models::create("cct_7_3x1_32_sine");
+  CHECK(sine->num_parameters(/*trainable_only=*/true) == 3694603);
+  CHECK(sine->num_parameters() == 3760139);
+  CHECK(models::create("vit_7_4_32_sine")->num_parameters(true) == 3700234);
+  // Per encoder block: 4D² + 2DF + 6D + F.
+  auto block = models::create("cct_7_3x1_32")->classifier->blocks->at<cct::nn::TransformerEncoderLayer<float>>(0);
+  CHECK(block->num_parameters() == 4 * 256 * 256 + 2 * 256 * 512 + 6 * 256 + 512);
+}
+
+TEST_CASE("every registered variant builds, and unknown names list the known ones", "[models]") {
+  for (const auto& name : models::registered_models()) {
+    if (name.find("_224") != std::string::npos || name.find("_384") != std::string::npos) continue;  // large
+    INFO(name);
+    auto model = models::create(name);
+    CHECK(model->num_parameters() > 0);
+    CHECK(model->config().name == name);
+  }
+  REQUIRE_THROWS_WITH(models::create("cct_3_3x2_32"), Catch::Contains("unknown model 'cct_3_3x2_32'") &&
+                                                        Catch::Contains("cct_7_3x1_32") && Catch::Contains("vit_7_4_32"));
+  REQUIRE(models::create("vit_lite_7_4_32")->num_parameters() == 3716874);
+}
+
+TEST_CASE("tensor names and shapes equal the reference listing", "[models]") {
+  for (const std::string name : {"cct_2_3x2_32", "cct_7_3x1_32", "cvt_7_4_32", "vit_7_4_32"}) {
+    INFO(name);
+    auto model = models::create(name);
+    const auto expected = reference_listing(model->config(), model->sequence_length());
+    const auto actual = model->state_dict();
+    REQUIRE(actual.size() == expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      INFO(expected[i].first);
+      CHECK(actual[i].first == expected[i].first);
+      CHECK(actual[i].second.shape() == expected[i].second);
+    }
+  }
+  CHECK(models::create("cct_7_3x1_32")->sequence_length() == 256);
+  CHECK(models::create("cct_2_3x2_32")->sequence_length() == 64);
+  CHECK(models::create("cct_14_7x2_224")->sequence_length() == 196);
+  CHECK(models::create("cct_14_7x2_384")->sequence_length() == 576);
+}
+
+TEST_CASE("initialisation follows the reference", "[models]") {
+  auto model = models::create("cct_7_3x1_32", {10});
+  std::map<std::string, Tensor<float>> params;
+  for (const auto& [name, tensor] : model->named_parameters()) params[name] = tensor;
+  auto stats = [](const Tensor<float>& t) {
+    double sum = 0, sq = 0;
+    for (float v : t.to_vector()) sum += v, sq += double(v) * v;
+    const double mean = sum / t.numel();
+    return std::make_pair(mean, std::sqrt(sq / t.numel() - mean * mean));
+  };
+  CHECK(stats(params["classifier.blocks.0.self_attn.qkv.weight"]).second == Approx(0.02).epsilon(0.03));
+  CHECK(stats(params["classifier.positional_emb"]).second == Approx(0.2).epsilon(0.03));
+  CHECK(stats(params["tokenizer.conv_layers.0.0.weight"]).second == Approx(std::sqrt(2.0 / 27)).epsilon(0.1));
+  for (float v : params["classifier.blocks.0.linear1.bias"].to_vector()) CHECK(v == 0.0f);
+  for (float v : params["classifier.norm.weight"].to_vector()) CHECK(v == 1.0f);
+  // Same seed → same weights; different seed → different weights.
+  auto again = models::create("cct_2_3x2_32", {10, 0, 0, {}, {}, {}, {}, 5});
+  auto same = models::create("cct_2_3x2_32", {10, 0, 0, {}, {}, {}, {}, 5});
+  auto other = models::create("cct_2_3x2_32", {10, 0, 0, {}, {}, {}, {}, 6});
+  CHECK(again->state_dict()[0].second.to_vector() == same->state_dict()[0].second.to_vector());
+  CHECK(again->state_dict()[0].second.to_vector() != other->state_dict()[0].second.to_vector());
+  // The sine table is the reference's formula and frozen.
+  auto sine = models::create("cct_2_3x2_32_sine");
+  auto pe = sine->classifier->positional_emb;
+  CHECK_FALSE(pe.requires_grad());
+  CHECK(pe(0, 3, 0) == Approx(std::sin(3.0)));
+  CHECK(pe(0, 3, 1) == Approx(std::cos(3.0)));
+  CHECK(pe(0, 5, 6) == Approx(std::sin(5.0 / std::pow(10000.0, 6.0 / 128))));
+  CHECK(pe(0, 5, 7) == Approx(std::cos(5.0 / std::pow(10000.0, 6.0 / 128))));
+}
+
+TEST_CASE("forward shapes, 28x28 one-channel input and input errors", "[models]") {
+  cct::NoGradGuard no_grad;
+  auto model = models::create("cct_2_3x2_32");
+  model->eval();
+  auto logits = model->forward(Tensor<float>::randn({3, 3, 32, 32}));
+  CHECK(logits.shape() == Shape{3, 10});
+  auto fashion = models::create("cct_2_3x2_32", {10, 1, 28});
+  fashion->eval();
+  CHECK(fashion->sequence_length() == 49);
+  CHECK(fashion->forward(Tensor<float>::randn({2, 1, 28, 28})).shape() == Shape{2, 10});
+  auto vit = models::create("vit_2_4_32", {10, 1, 28});
+  CHECK(vit->forward(Tensor<float>::randn({2, 1, 28, 28})).shape() == Shape{2, 10});
+  REQUIRE_THROWS_WITH(model->forward(Tensor<float>::randn({2, 3, 28, 28})),
+                      Catch::Contains("cct_2_3x2_32") && Catch::Contains("(2, 3, 28, 28)"));
+}
+
+TEST_CASE("dropout, drop-path and attention dropout act only in training", "[models]") {
+  auto model = models::create("cct_2_3x2_32");
+  auto images = Tensor<float>::randn({4, 3, 32, 32});
+  cct::NoGradGuard no_grad;
+  model->eval();
+  CHECK(model->forward(images).to_vector() == model->forward(images).to_vector());
+  model->train();
+  CHECK(model->forward(images).to_vector() != model->forward(images).to_vector());
+  CHECK(model->classifier->blocks->at<cct::nn::TransformerEncoderLayer<float>>(1)->drop_path->p() == Approx(0.1));
+  CHECK(model->classifier->blocks->at<cct::nn::TransformerEncoderLayer<float>>(0)->drop_path->p() == 0.0);
+}
+
+TEST_CASE("whole-model gradients match finite differences (double)", "[models][gradcheck]") {
+  for (auto family : {models::Family::kCCT, models::Family::kCVT, models::Family::kViTLite}) {
+    INFO(models::family_name(family));
+    auto model = models::create<double>(tiny_config(family));
+    model->eval();  // dropout off: the function must be deterministic
+    auto images = cct::testing::random_leaf({2, 2, 4, 4}, 21);
+    cct::testing::check_gradients([&](const std::vector<Tensor<double>>& x) { return model->forward(x[0]); }, {images});
+
+    // Every parameter tensor: a few elements each, against central differences of a weighted loss.
+    auto weights = cct::testing::random_constant({2, 3}, 22);
+    auto loss_of = [&]() { return cct::sum(cct::mul(model->forward(images), weights)).item(); };
+    model->zero_grad();
+    cct::sum(cct::mul(model->forward(images), weights)).backward();
+    cct::NoGradGuard no_grad;
+    for (auto& [name, p] : model->named_parameters()) {
+      if (!p.requires_grad()) continue;
+      INFO(name);
+      REQUIRE(p.grad().defined());
+      for (int64_t i = 0; i < p.numel(); i += std::max<int64_t>(1, p.numel() / 5)) {
+        const double saved = p.data()[i], h = 1e-6;
+        p.data()[i] = saved + h;
+        const double plus = loss_of();
+        p.data()[i] = saved - h;
+        const double minus = loss_of();
+        p.data()[i] = saved;
+        CHECK(p.grad().data()[i] == Approx((plus - minus) / (2 * h)).margin(1e-6).epsilon(1e-4));
+      }
+    }
+  }
+}

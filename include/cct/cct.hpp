@@ -56,5 +56,6 @@
 #include "optim/sgd.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/checkpoint.hpp"
 #include "io/json.hpp"
 #include "io/safetensors.hpp"

@@ -608,10 +608,11 @@ struct LoadReport {
 // strict: any missing, unexpected or mismatched tensor throws ONE IoError naming the file and all of
 // them, and nothing is copied. Lenient: matching tensors are copied, the others are skipped and listed
 // in the returned report. The data is written in place (not recorded by autograd), like
-// torch.no_grad() + copy_.
+// torch.no_grad() + copy_. File tensors whose names start with one of `ignored_prefixes` (e.g. the
+// "optimizer." entries of a training checkpoint) are neither loaded nor reported as unexpected.
 template <typename T>
 LoadReport load_into(const std::string& path, const std::vector<std::pair<std::string, Tensor<T>>>& tensors,
-                     bool strict = true) {
+                     bool strict = true, const std::vector<std::string>& ignored_prefixes = {}) {
   const SafeTensorsReader reader(path);
   LoadReport report;
   std::set<std::string_view> wanted;
@@ -630,8 +631,13 @@ LoadReport load_into(const std::string& path, const std::vector<std::pair<std::s
     }
     plan.emplace_back(&info, &tensor);
   }
+  const auto ignored = [&](const std::string& name) {
+    for (const auto& prefix : ignored_prefixes)
+      if (name.compare(0, prefix.size(), prefix) == 0) return true;
+    return false;
+  };
   for (const TensorInfo& info : reader.tensors())
-    if (!wanted.count(info.name)) report.unexpected.push_back(info.name);
+    if (!wanted.count(info.name) && !ignored(info.name)) report.unexpected.push_back(info.name);
   if (strict && !report.complete())
     throw IoError(detail::file_prefix(path) + "does not match the expected tensors: " + report.summary());
   for (const auto& [info, tensor] : plan) {

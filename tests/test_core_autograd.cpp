@@ -239,3 +239,30 @@ TEST_CASE("autograd: a long chain is freed without recursion", "[autograd]") {
   y = Tensor<float>();  // drops 200k nodes; a recursive destructor would overflow the stack here
   SUCCEED();
 }
+
+TEST_CASE("storage cache reuses freed large blocks and can be emptied", "[tensor][storage]") {
+  cct::empty_storage_cache();
+  const float* first = nullptr;
+  {
+    auto big = Tensor<float>::zeros({1 << 18});  // 1 MiB: cached when freed
+    first = big.data();
+  }
+  CHECK(cct::storage_cache_bytes() >= (size_t(1) << 20));
+  auto again = Tensor<float>::ones({1 << 18});
+  CHECK(again.data() == first);  // the same block came back
+  CHECK(again.to_vector()[12345] == 1.0f);
+  CHECK(cct::storage_cache_bytes() == 0);
+  {
+    auto other = Tensor<float>::zeros({1 << 17});
+  }
+  cct::empty_storage_cache();
+  CHECK(cct::storage_cache_bytes() == 0);
+  const size_t saved = size_t(8) << 30;
+  cct::set_storage_cache_limit(0);
+  { auto dropped = Tensor<float>::zeros({1 << 18}); }
+  CHECK(cct::storage_cache_bytes() == 0);  // a limit of 0 disables caching
+  cct::set_storage_cache_limit(saved);
+  // Small tensors never enter the cache.
+  { auto small = Tensor<float>::zeros({16}); }
+  CHECK(cct::storage_cache_bytes() == 0);
+}

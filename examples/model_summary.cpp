@@ -1,0 +1,75 @@
+// model_summary: prints a torchinfo-style table (layers, output shapes, parameters, MACs) for
+// registered models, computed from the shapes alone (no forward pass).
+//   ./model_summary cct_7_3x1_32 vit_7_4_32 --batch 8
+//   ./model_summary --list
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <cct/models/registry.hpp>
+#include <cct/nn/summary.hpp>
+
+namespace {
+
+void print_usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: model_summary [MODEL_NAME ...] [--batch N] [--list] [--help]\n"
+               "\n"
+               "Prints, for each registered model named, one row per module (dotted name, type, output\n"
+               "shape for a batch of N images, parameters, multiply-accumulates per image) and the totals:\n"
+               "parameters, trainable parameters, MACs per image with and without the attention products,\n"
+               "and parameter memory.\n"
+               "\n"
+               "  MODEL_NAME   a registered model, e.g. cct_7_3x1_32, cvt_7_4_32, vit_7_4_32_sine\n"
+               "  --batch N    batch size shown in the output shapes (default 1; MACs stay per image)\n"
+               "  --list       print the registered model names and exit\n"
+               "  --help       print this text and exit\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> names;
+  int64_t batch_size = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      print_usage(stdout);
+      return 0;
+    } else if (arg == "--list") {
+      for (const auto& name : cct::models::registered_models()) std::printf("%s\n", name.c_str());
+      return 0;
+    } else if (arg == "--batch") {
+      char* end = nullptr;
+      batch_size = i + 1 < argc ? std::strtoll(argv[++i], &end, 10) : 0;
+      if (end == nullptr || *end != '\0' || batch_size < 1) {
+        std::fprintf(stderr, "model_summary: --batch needs a whole number >= 1\n");
+        return 2;
+      }
+    } else if (!arg.empty() && arg[0] == '-') {
+      std::fprintf(stderr, "model_summary: unknown option '%s'\n\n", arg.c_str());
+      print_usage(stderr);
+      return 2;
+    } else {
+      names.push_back(arg);
+    }
+  }
+  if (names.empty()) {
+    print_usage(stderr);
+    return 2;
+  }
+
+  for (size_t i = 0; i < names.size(); ++i) {
+    cct::models::ModelConfig config;
+    try {
+      config = cct::models::make_config(names[i]);  // checks the name before anything is built
+    } catch (const cct::Error& error) {
+      std::fprintf(stderr, "model_summary: %s\n", error.what());
+      return 2;
+    }
+    const auto model = cct::models::create<float>(config);
+    std::printf("%s%s", i ? "\n" : "", cct::nn::summary(*model, batch_size).c_str());
+  }
+  return 0;
+}

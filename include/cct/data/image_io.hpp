@@ -1,0 +1,187 @@
+// Image files: decoding PNG/JPEG/BMP (stb_image), writing PNGs atomically (stb_image_write), and
+// tiling images into one captioned PNG grid for looking at samples and augmentations.
+//
+// stb's implementations are compiled into every translation unit that includes this header, as
+// `static` functions (STB_IMAGE_STATIC, STB_IMAGE_WRITE_STATIC), so any number of translation units
+// link together without duplicate symbols. Consequence: in a translation unit that includes this
+// header, do not also define STB_IMAGE_IMPLEMENTATION / STB_IMAGE_WRITE_IMPLEMENTATION yourself, and
+// include this header before any other inclusion of <stb/stb_image.h> or <stb/stb_image_write.h>.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../config.hpp"
+#include "../io/atomic_file.hpp"
+#include "dataset.hpp"
+
+#ifndef CCT_STB_IMPLEMENTATIONS_INCLUDED
+#define CCT_STB_IMPLEMENTATIONS_INCLUDED
+// Decoders for the formats image folders hold; memory only (cct reads the files itself).
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#include <stb/stb_image.h>
+#undef STB_IMAGE_IMPLEMENTATION
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#include <stb/stb_image_write.h>
+#undef STB_IMAGE_WRITE_IMPLEMENTATION
+
+// Tiny bitmap font for captions (all functions static by design).
+#include <stb/stb_easy_font.h>
+#endif
+
+namespace cct::data {
+
+enum class Layout { CHW, HWC };
+
+// Decodes an encoded PNG, JPEG or BMP held in memory into a (C, H, W) image. channels 0 keeps the
+// file's own channel count; 1 or 3 converts (grayscale ↔ RGB; alpha is dropped). `name` is used in
+// error messages.
+inline Image decode_image(const uint8_t* bytes, size_t size, int channels, const std::string& name) {
+  CCT_CHECK(channels == 0 || channels == 1 || channels == 3, "decode_image: channels must be 0, 1 or 3, got ", channels);
+  if (size == 0) throw IoError("cannot decode image '" + name + "': the file is empty");
+  if (size > static_cast<size_t>(INT32_MAX)) throw IoError("cannot decode image '" + name + "': file too large");
+  int width = 0, height = 0, stored = 0;
+  stbi_uc* decoded = stbi_load_from_memory(bytes, static_cast<int>(size), &width, &height, &stored, channels);
+  if (!decoded) {
+    const char* reason = stbi_failure_reason();
+    throw IoError("cannot decode image '" + name + "': " + (reason ? reason : "unknown stb_image error"));
+  }
+  struct Free {
+    stbi_uc* p;
+    ~Free() { stbi_image_free(p); }
+  } release{decoded};
+  int out_channels = channels;
+  if (channels == 0) out_channels = stored == 2 ? 1 : stored == 4 ? 3 : stored;  // drop alpha
+  const int decoded_channels = channels == 0 ? stored : channels;
+  Image image(out_channels, height, width);
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  for (int64_t i = 0; i < plane; ++i)
+    for (int c = 0; c < out_channels; ++c) image.pixels[static_cast<size_t>(c * plane + i)] = decoded[i * decoded_channels + c];
+  return image;
+}
+
+// Reads and decodes one image file (see decode_image). Throws cct::IoError naming the file.
+inline Image read_image(const std::string& path, int channels = 0) {
+  const std::string bytes = io::read_file(path);
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), channels, path);
+}
+
+// Writes 1-, 3- or 4-channel uint8 pixels as a PNG, atomically (a temporary file renamed over `path`).
+inline void write_png(const std::string& path, const uint8_t* data, int64_t width, int64_t height, int64_t channels,
+                      Layout layout = Layout::HWC) {
+  CCT_CHECK(channels == 1 || channels == 3 || channels == 4, "write_png: channels must be 1, 3 or 4, got ", channels);
+  CCT_CHECK(width > 0 && height > 0 && width < (1 << 24) && height < (1 << 24), "write_png: bad size ", width, "x", height);
+  std::vector<uint8_t> interleaved;
+  const uint8_t* hwc = data;
+  if (layout == Layout::CHW && channels > 1) {
+    const int64_t plane = width * height;
+    interleaved.resize(static_cast<size_t>(plane * channels));
+    for (int64_t i = 0; i < plane; ++i)
+      for (int64_t c = 0; c < channels; ++c) interleaved[static_cast<size_t>(i * channels + c)] = data[c * plane + i];
+    hwc = interleaved.data();
+  }
+  std::string encoded;
+  auto append = [](void* context, void* bytes, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(bytes), static_cast<size_t>(size));
+  };
+  if (!stbi_write_png_to_func(append, &encoded, static_cast<int>(width), static_cast<int>(height), static_cast<int>(channels),
+                              hwc, static_cast<int>(width * channels)))
+    throw IoError("cannot write '" + path + "': PNG encoding failed");
+  io::write_file_atomic(path, encoded);
+}
+
+inline void write_png(const std::string& path, const Image& image) {
+  write_png(path, image.pixels.data(), image.width, image.height, image.channels, Layout::CHW);
+}
+
+struct GridOptions {
+  int64_t columns = 8;      // images per row
+  int64_t upscale = 1;      // each image pixel becomes an upscale × upscale block (nearest)
+  int64_t spacing = 2;      // background pixels between tiles and around the grid
+  uint8_t background = 255;
+};
+
+namespace detail {
+// Rasterises `text` with stb_easy_font (axis-aligned quads) into an RGB (H, W, 3) canvas at (x, y),
+// clipped to the box [x, x + max_width).
+inline void draw_text(std::vector<uint8_t>& canvas, int64_t canvas_width, int64_t canvas_height, int64_t x, int64_t y,
+                      int64_t max_width, const std::string& text) {
+  if (text.empty()) return;
+  std::vector<char> mutable_text(text.begin(), text.end());
+  mutable_text.push_back('\0');
+  // 270 bytes per character is stb_easy_font's documented worst case.
+  std::vector<char> vertices(text.size() * 270 + 64);
+  unsigned char color[4] = {0, 0, 0, 255};
+  const int quads = stb_easy_font_print(0.0f, 0.0f, mutable_text.data(), color, vertices.data(),
+                                        static_cast<int>(vertices.size()));
+  for (int q = 0; q < quads; ++q) {
+    // Each vertex: x, y, z (floats) and 4 colour bytes; corners 0 and 2 span the quad.
+    float corner0[2], corner2[2];
+    std::memcpy(corner0, vertices.data() + (q * 4 + 0) * 16, sizeof corner0);
+    std::memcpy(corner2, vertices.data() + (q * 4 + 2) * 16, sizeof corner2);
+    const auto qx0 = static_cast<int64_t>(corner0[0]), qy0 = static_cast<int64_t>(corner0[1]);
+    const auto qx1 = static_cast<int64_t>(corner2[0]), qy1 = static_cast<int64_t>(corner2[1]);
+    for (int64_t py = qy0; py < qy1; ++py)
+      for (int64_t px = qx0; px < qx1; ++px) {
+        const int64_t cx = x + px, cy = y + py;
+        if (px >= max_width || cx < 0 || cy < 0 || cx >= canvas_width || cy >= canvas_height) continue;
+        for (int c = 0; c < 3; ++c) canvas[static_cast<size_t>((cy * canvas_width + cx) * 3 + c)] = 0;
+      }
+  }
+}
+}  // namespace detail
+
+// Tiles images (each (C, H, W) with 1 or 3 channels; sizes may differ, tiles take the largest) into
+// one RGB PNG, `columns` per row, each optionally captioned underneath (captions empty or one per
+// image). Written atomically.
+inline void write_image_grid(const std::string& path, const std::vector<Image>& images,
+                             const std::vector<std::string>& captions = {}, GridOptions options = {}) {
+  CCT_CHECK(!images.empty(), "write_image_grid: no images to write to '", path, "'");
+  CCT_CHECK(captions.empty() || captions.size() == images.size(), "write_image_grid: ", captions.size(),
+            " captions for ", images.size(), " images");
+  CCT_CHECK(options.columns > 0 && options.upscale > 0 && options.spacing >= 0,
+            "write_image_grid: columns and upscale must be positive and spacing non-negative");
+  int64_t tile_h = 0, tile_w = 0;
+  for (const Image& image : images) {
+    CCT_CHECK(image.channels == 1 || image.channels == 3, "write_image_grid: images must have 1 or 3 channels, got ",
+              image.channels);
+    tile_h = std::max(tile_h, image.height * options.upscale);
+    tile_w = std::max(tile_w, image.width * options.upscale);
+  }
+  const int64_t caption_h = captions.empty() ? 0 : 12;
+  const auto count = static_cast<int64_t>(images.size());
+  const int64_t columns = std::min(options.columns, count);
+  const int64_t rows = (count + columns - 1) / columns;
+  const int64_t gap = options.spacing;
+  const int64_t width = columns * (tile_w + gap) + gap;
+  const int64_t height = rows * (tile_h + caption_h + gap) + gap;
+  std::vector<uint8_t> canvas(static_cast<size_t>(width * height * 3), options.background);
+  for (int64_t n = 0; n < count; ++n) {
+    const Image& image = images[static_cast<size_t>(n)];
+    const int64_t x0 = gap + (n % columns) * (tile_w + gap);
+    const int64_t y0 = gap + (n / columns) * (tile_h + caption_h + gap);
+    for (int64_t y = 0; y < image.height * options.upscale; ++y)
+      for (int64_t x = 0; x < image.width * options.upscale; ++x)
+        for (int64_t c = 0; c < 3; ++c) {
+          const int64_t source_c = image.channels == 1 ? 0 : c;
+          canvas[static_cast<size_t>(((y0 + y) * width + x0 + x) * 3 + c)] =
+              image.at(source_c, y / options.upscale, x / options.upscale);
+        }
+    if (!captions.empty())
+      detail::draw_text(canvas, width, height, x0, y0 + tile_h + 2, tile_w, captions[static_cast<size_t>(n)]);
+  }
+  write_png(path, canvas.data(), width, height, 3, Layout::HWC);
+}
+
+}  // namespace cct::data

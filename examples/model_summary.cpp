@@ -8,7 +8,7 @@
 #include <vector>
 
 #include <cct/models/registry.hpp>
-#include <cct/nn/summary.hpp>
+#include <cct/models/summary.hpp>
 
 namespace {
 
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     const auto model = cct::models::create<float>(config);
-    std::printf("%s%s", i ? "\n" : "", cct::nn::summary(*model, batch_size).c_str());
+    std::printf("%s%s", i ? "\n" : "", cct::models::summary(*model, batch_size).c_str());
   }
   return 0;
 }

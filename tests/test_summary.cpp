@@ -8,7 +8,7 @@
 
 #include <cct/autograd/grad_mode.hpp>
 #include <cct/models/registry.hpp>
-#include <cct/nn/summary.hpp>
+#include <cct/models/summary.hpp>
 
 #include "test_helpers.hpp"
 
@@ -19,7 +19,7 @@ namespace nn = cct::nn;
 
 namespace {
 
-const nn::SummaryRow& find_row(const std::vector<nn::SummaryRow>& rows, const std::string& name) {
+const models::SummaryRow& find_row(const std::vector<models::SummaryRow>& rows, const std::string& name) {
   for (const auto& row : rows)
     if (row.name == name) return row;
   FAIL("no summary row named '" << name << "'");
@@ -40,7 +40,7 @@ std::string table_line(const std::string& table, const std::string& name) {
   return "";
 }
 
-Shape shape_of(const nn::SummaryRow& row) {
+Shape shape_of(const models::SummaryRow& row) {
   REQUIRE(row.output_shape.has_value());
   return *row.output_shape;
 }
@@ -60,7 +60,7 @@ TEST_CASE("MACs per image equal the reference table", "[summary]") {
   for (const auto& reference : table) {
     INFO(reference.name);
     const auto model = models::create<float>(reference.name);
-    const nn::ModelStats stats = nn::model_stats(*model);
+    const models::ModelStats stats = models::model_stats(*model);
     REQUIRE(static_cast<double>(stats.macs) / 1e9 == Approx(reference.giga).margin(reference.tolerance));
     if (reference.giga_with_attention > 0)
       REQUIRE(static_cast<double>(stats.macs + stats.attention_macs) / 1e9 ==
@@ -77,24 +77,24 @@ TEST_CASE("MACs per image equal the reference table", "[summary]") {
   //   per layer 64 tokens · (3D² + D² + 2DF) = 64 · 98,304 = 6,291,456, two layers 12,582,912
   //   attention_pool 64·128 = 8,192;  fc 128·10 = 1,280          → 33,236,224
   //   attention products 2 · 64² · 128 = 1,048,576 per layer       → 2,097,152
-  const nn::ModelStats small = nn::model_stats(*models::create<float>("cct_2_3x2_32"));
+  const models::ModelStats small = models::model_stats(*models::create<float>("cct_2_3x2_32"));
   REQUIRE(small.macs == 33236224);
   REQUIRE(small.attention_macs == 2097152);
   REQUIRE(small.params == 283723);
 
   // A sine table is a parameter, but not a trainable one (the reference's 3,694,603).
-  const nn::ModelStats sine = nn::model_stats(*models::create<float>("cct_7_3x1_32_sine"));
+  const models::ModelStats sine = models::model_stats(*models::create<float>("cct_7_3x1_32_sine"));
   REQUIRE(sine.params == 3760139);
   REQUIRE(sine.trainable_params == 3694603);
 }
 
 TEST_CASE("the summary table lists every module with its shape, parameters and MACs", "[summary]") {
   const auto model = models::create<float>("cct_2_3x2_32");
-  const std::string table = nn::summary(*model, 4);
+  const std::string table = models::summary(*model, 4);
   INFO(table);
 
   // Every module of the tree has a row, in named_modules order, indented by depth.
-  const std::vector<nn::SummaryRow> rows = nn::summary_rows(*model, 4);
+  const std::vector<models::SummaryRow> rows = models::summary_rows(*model, 4);
   std::vector<std::string> module_names;
   for (const auto& row : rows)
     if (!row.attention_matmuls) module_names.push_back(row.name);
@@ -150,7 +150,7 @@ TEST_CASE("the summary table lists every module with its shape, parameters and M
   CHECK(table.find("1.13 MB") != std::string::npos);  // 283,723 · 4 bytes
 
   // The row sums agree with the totals.
-  const nn::SummaryRow& root = rows.front();
+  const models::SummaryRow& root = rows.front();
   REQUIRE(root.params == 283723);
   int64_t leaf_macs = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -159,7 +159,7 @@ TEST_CASE("the summary table lists every module with its shape, parameters and M
   }
   REQUIRE(leaf_macs == root.macs);
 
-  REQUIRE_THROWS_WITH(nn::summary(*model, 0), Catch::Contains("batch_size"));
+  REQUIRE_THROWS_WITH(models::summary(*model, 0), Catch::Contains("batch_size"));
 }
 
 TEST_CASE("analytic output shapes equal real forward shapes", "[summary]") {
@@ -169,7 +169,7 @@ TEST_CASE("analytic output shapes equal real forward shapes", "[summary]") {
     const auto model = models::create<float>(name);
     model->eval();
     const int64_t B = 2;
-    const std::vector<nn::SummaryRow> rows = nn::summary_rows(*model, B);
+    const std::vector<models::SummaryRow> rows = models::summary_rows(*model, B);
     cct::Generator gen(1);
     const Tensor<float> images = Tensor<float>::randn({B, 3, 32, 32}, gen);
 
@@ -207,7 +207,7 @@ TEST_CASE("analytic output shapes equal real forward shapes", "[summary]") {
   config.in_planes = 32;
   nn::ConvTokenizer<float> tokenizer(config);
   const Tensor<float> odd = Tensor<float>::ones({2, 3, 20, 27});
-  const std::vector<nn::SummaryRow> rows = nn::summary_rows(tokenizer, odd.shape());
+  const std::vector<models::SummaryRow> rows = models::summary_rows(tokenizer, odd.shape());
   REQUIRE(shape_of(rows.front()) == tokenizer.forward(odd).shape());
   REQUIRE(shape_of(rows.front()) == Shape{2, 5 * 7, 96});
   // 32·3·25 at 20×27, then 96·32·25 at 10×14.
@@ -224,7 +224,7 @@ TEST_CASE("analytic output shapes equal real forward shapes", "[summary]") {
   classifier_config.sequence_length = 9;
   nn::TransformerClassifier<float> classifier(classifier_config);
   const Tensor<float> some_tokens = Tensor<float>::ones({3, 9, 32});
-  const std::vector<nn::SummaryRow> classifier_rows = nn::summary_rows(classifier, some_tokens.shape());
+  const std::vector<models::SummaryRow> classifier_rows = models::summary_rows(classifier, some_tokens.shape());
   REQUIRE(shape_of(classifier_rows.front()) == classifier.forward(some_tokens).shape());
   REQUIRE(shape_of(find_row(classifier_rows, "blocks.0.linear1")) == Shape{3, 10, 64});
   REQUIRE(find_row(classifier_rows, "blocks.0.self_attn.matmuls").macs == 2 * 10 * 10 * 32);
@@ -233,17 +233,17 @@ TEST_CASE("analytic output shapes equal real forward shapes", "[summary]") {
 TEST_CASE("summary errors name the layer; unknown modules show unknown shapes", "[summary]") {
   nn::TokenizerConfig config;  // 3 input channels
   nn::ConvTokenizer<float> tokenizer(config);
-  REQUIRE_THROWS_AS(nn::summary_rows(tokenizer, {1, 4, 32, 32}), cct::ShapeError);
-  REQUIRE_THROWS_WITH(nn::summary_rows(tokenizer, {1, 4, 32, 32}),
+  REQUIRE_THROWS_AS(models::summary_rows(tokenizer, {1, 4, 32, 32}), cct::ShapeError);
+  REQUIRE_THROWS_WITH(models::summary_rows(tokenizer, {1, 4, 32, 32}),
                       Catch::Contains("conv_layers.0.0") && Catch::Contains("Conv2d") && Catch::Contains("(1, 4, 32, 32)"));
   nn::TokenizerConfig patches;  // one 4×4 conv with stride 4, no padding
   patches.kernel_size = patches.stride = 4;
   patches.padding = 0;
   patches.activation = patches.max_pool = false;
   nn::ConvTokenizer<float> patch_tokenizer(patches);
-  REQUIRE(shape_of(nn::summary_rows(patch_tokenizer, {1, 3, 4, 8}).front()) == Shape{1, 2, 128});
-  REQUIRE_THROWS_WITH(nn::summary_rows(patch_tokenizer, {1, 3, 3, 8}), Catch::Contains("smaller than the kernel 4"));
-  REQUIRE_THROWS_WITH(nn::summary_rows(tokenizer, {}), Catch::Contains("batch size"));
+  REQUIRE(shape_of(models::summary_rows(patch_tokenizer, {1, 3, 4, 8}).front()) == Shape{1, 2, 128});
+  REQUIRE_THROWS_WITH(models::summary_rows(patch_tokenizer, {1, 3, 3, 8}), Catch::Contains("smaller than the kernel 4"));
+  REQUIRE_THROWS_WITH(models::summary_rows(tokenizer, {}), Catch::Contains("batch size"));
 
   // A user module the summary does not know: its row and parameters are listed, its shapes are "?".
   struct Custom : nn::Module<float> {
@@ -251,12 +251,12 @@ TEST_CASE("summary errors name the layer; unknown modules show unknown shapes", 
     std::string type_name() const override { return "Custom"; }
   };
   Custom custom;
-  const auto rows = nn::summary_rows(custom, {1, 8});
+  const auto rows = models::summary_rows(custom, {1, 8});
   REQUIRE(rows.size() == 2);
   REQUIRE(rows[0].type == "Custom");
   REQUIRE(rows[0].params == 18);
   REQUIRE_FALSE(rows[0].output_shape.has_value());
   REQUIRE(rows[1].name == "head");
   REQUIRE_FALSE(rows[1].output_shape.has_value());
-  REQUIRE(nn::summary(custom, {1, 8}).find("?") != std::string::npos);
+  REQUIRE(models::summary(custom, {1, 8}).find("?") != std::string::npos);
 }

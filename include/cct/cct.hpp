@@ -47,7 +47,17 @@
 #include "models/cvt.hpp"
 #include "models/model_config.hpp"
 #include "models/registry.hpp"
+#include "models/summary.hpp"
 #include "models/vit_lite.hpp"
+
+#include "data/augment.hpp"
+#include "data/cifar.hpp"
+#include "data/dataset.hpp"
+#include "data/idx.hpp"
+#include "data/image_folder.hpp"
+#include "data/image_io.hpp"
+#include "data/loader.hpp"
+#include "data/transforms.hpp"
 
 #include "optim/adamw.hpp"
 #include "optim/clip.hpp"

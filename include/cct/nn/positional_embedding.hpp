@@ -24,8 +24,10 @@ Tensor<T> sine_positional_table(int64_t seq_len, int64_t embedding_dim) {
   Tensor<T> table = Tensor<T>::empty({1, seq_len, embedding_dim});
   for (int64_t p = 0; p < seq_len; ++p)
     for (int64_t i = 0; i < embedding_dim; ++i) {
-      const double angle = static_cast<double>(p) /
-                           std::pow(10000.0, 2.0 * static_cast<double>(i / 2) / static_cast<double>(embedding_dim));
+      // The reference builds the angles in a float32 tensor before sin/cos; rounding the same way keeps
+      // a table trained here identical to one built there.
+      const float angle = static_cast<float>(
+          static_cast<double>(p) / std::pow(10000.0, 2.0 * static_cast<double>(i / 2) / static_cast<double>(embedding_dim)));
       table.data()[p * embedding_dim + i] = static_cast<T>(i % 2 == 0 ? std::sin(angle) : std::cos(angle));
     }
   return table;

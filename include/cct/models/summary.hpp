@@ -24,20 +24,20 @@
 
 #include "../config.hpp"
 #include "../core/shape.hpp"
-#include "../models/compact_transformer.hpp"
-#include "attention.hpp"
-#include "containers.hpp"
-#include "conv.hpp"
-#include "dropout.hpp"
-#include "encoder_layer.hpp"
-#include "layer_norm.hpp"
-#include "linear.hpp"
-#include "module.hpp"
-#include "seq_pool.hpp"
-#include "tokenizer.hpp"
-#include "transformer_classifier.hpp"
+#include "../nn/attention.hpp"
+#include "../nn/containers.hpp"
+#include "../nn/conv.hpp"
+#include "../nn/dropout.hpp"
+#include "../nn/encoder_layer.hpp"
+#include "../nn/layer_norm.hpp"
+#include "../nn/linear.hpp"
+#include "../nn/module.hpp"
+#include "../nn/seq_pool.hpp"
+#include "../nn/tokenizer.hpp"
+#include "../nn/transformer_classifier.hpp"
+#include "compact_transformer.hpp"
 
-namespace cct::nn {
+namespace cct::models {
 
 // One line of the summary. Rows come depth first in registration order (state-dict order), each
 // module's attention products right after its qkv projection.
@@ -67,7 +67,7 @@ class SummaryWalker {
   explicit SummaryWalker(int64_t batch_size) : batch_size_(batch_size) {}
 
   // Adds the rows of `module` and its subtree; returns its output shape for input `input`.
-  std::optional<Shape> visit(const Module<T>& module, const std::string& name, int depth,
+  std::optional<Shape> visit(const nn::Module<T>& module, const std::string& name, int depth,
                              const std::optional<Shape>& input) {
     const size_t index = rows_.size();
     rows_.push_back(SummaryRow{name, module.type_name(), depth, std::nullopt, module.num_parameters(), 0, false});
@@ -91,7 +91,7 @@ class SummaryWalker {
   // Visits the children of row `index` in registration order, each with the input
   // `input_for(child name)` gives; returns the output of the child named `wanted` (if any).
   template <typename InputFor>
-  Input visit_children(const Module<T>& module, size_t index, InputFor input_for, const std::string& wanted = "") {
+  Input visit_children(const nn::Module<T>& module, size_t index, InputFor input_for, const std::string& wanted = "") {
     const std::string name = rows_[index].name;
     const int depth = rows_[index].depth;
     Input result;
@@ -102,7 +102,7 @@ class SummaryWalker {
     return result;
   }
   // Visits the children as a chain: each one's output is the next one's input. Returns the last output.
-  Input visit_chain(const Module<T>& module, size_t index, Input x) {
+  Input visit_chain(const nn::Module<T>& module, size_t index, Input x) {
     const std::string name = rows_[index].name;
     const int depth = rows_[index].depth;
     for (const auto& [child, pointer] : module.named_children()) x = visit(*pointer, child_name(name, child), depth + 1, x);
@@ -111,14 +111,14 @@ class SummaryWalker {
 
   // The output shape of `module`, whose row is rows_[index], for input `in`; adds its children's rows.
   // A leaf layer sets its own MACs (before any row is added, so `row` stays valid).
-  Input propagate(const Module<T>& module, size_t index, const Input& in) {
+  Input propagate(const nn::Module<T>& module, size_t index, const Input& in) {
     SummaryRow& row = rows_[index];
     const std::string where =
         "summary: '" + (row.name.empty() ? std::string("(root)") : row.name) + "' (" + module.type_name() + ")";
 
-    if (const auto* conv = dynamic_cast<const Conv2d<T>*>(&module)) {
+    if (const auto* conv = dynamic_cast<const nn::Conv2d<T>*>(&module)) {
       if (!in) return std::nullopt;
-      const Conv2dConfig& c = conv->config();
+      const nn::Conv2dConfig& c = conv->config();
       CCT_CHECK_SHAPE(in->size() == 4 && (*in)[1] == c.in_channels, where, " takes (B, ", c.in_channels,
                       ", H, W), but its input would be ", shape_str(*in));
       CCT_CHECK_SHAPE((*in)[2] + 2 * c.padding >= c.kernel_size && (*in)[3] + 2 * c.padding >= c.kernel_size, where,
@@ -128,14 +128,14 @@ class SummaryWalker {
       row.macs = c.out_channels * c.in_channels * c.kernel_size * c.kernel_size * height * width;
       return Shape{(*in)[0], c.out_channels, height, width};
     }
-    if (const auto* pool = dynamic_cast<const MaxPool2d<T>*>(&module)) {
+    if (const auto* pool = dynamic_cast<const nn::MaxPool2d<T>*>(&module)) {
       if (!in) return std::nullopt;
       CCT_CHECK_SHAPE(in->size() == 4, where, " takes (B, C, H, W), but its input would be ", shape_str(*in));
       const int64_t height = pool->output_size((*in)[2]), width = pool->output_size((*in)[3]);
       CCT_CHECK_SHAPE(height > 0 && width > 0, where, ": the input ", shape_str(*in), " is smaller than the window");
       return Shape{(*in)[0], (*in)[1], height, width};
     }
-    if (const auto* linear = dynamic_cast<const Linear<T>*>(&module)) {
+    if (const auto* linear = dynamic_cast<const nn::Linear<T>*>(&module)) {
       if (!in) return std::nullopt;
       CCT_CHECK_SHAPE(!in->empty() && in->back() == linear->in_features(), where, " takes (..., ",
                       linear->in_features(), "), but its input would be ", shape_str(*in));
@@ -145,16 +145,16 @@ class SummaryWalker {
       out.back() = linear->out_features();
       return out;
     }
-    if (dynamic_cast<const LayerNorm<T>*>(&module) || dynamic_cast<const ReLU<T>*>(&module) ||
-        dynamic_cast<const GELU<T>*>(&module) || dynamic_cast<const Identity<T>*>(&module) ||
-        dynamic_cast<const Dropout<T>*>(&module) || dynamic_cast<const DropPath<T>*>(&module))
+    if (dynamic_cast<const nn::LayerNorm<T>*>(&module) || dynamic_cast<const nn::ReLU<T>*>(&module) ||
+        dynamic_cast<const nn::GELU<T>*>(&module) || dynamic_cast<const nn::Identity<T>*>(&module) ||
+        dynamic_cast<const nn::Dropout<T>*>(&module) || dynamic_cast<const nn::DropPath<T>*>(&module))
       return in;
     // cct's ModuleLists (tokenizer blocks, encoder blocks) run their elements in order.
-    if (dynamic_cast<const Sequential<T>*>(&module) || module.type_name() == "ModuleList")
+    if (dynamic_cast<const nn::Sequential<T>*>(&module) || module.type_name() == "ModuleList")
       return visit_chain(module, index, in);
 
-    if (const auto* attention = dynamic_cast<const MultiHeadSelfAttention<T>*>(&module)) {
-      const AttentionConfig& c = attention->config();
+    if (const auto* attention = dynamic_cast<const nn::MultiHeadSelfAttention<T>*>(&module)) {
+      const nn::AttentionConfig& c = attention->config();
       const std::string name = rows_[index].name;
       const int depth = rows_[index].depth;
       for (const auto& [child, pointer] : module.named_children()) {
@@ -163,7 +163,7 @@ class SummaryWalker {
       }
       return in;
     }
-    if (const auto* layer = dynamic_cast<const TransformerEncoderLayer<T>*>(&module)) {
+    if (const auto* layer = dynamic_cast<const nn::TransformerEncoderLayer<T>*>(&module)) {
       Input hidden = in;  // (B, N, F) between linear1 and linear2
       if (hidden) hidden->back() = layer->config().mlp_hidden_dim;
       visit_children(module, index, [&](const std::string& child) {
@@ -171,19 +171,19 @@ class SummaryWalker {
       });
       return in;
     }
-    if (dynamic_cast<const SeqPool<T>*>(&module)) {
+    if (dynamic_cast<const nn::SeqPool<T>*>(&module)) {
       visit_children(module, index, [&](const std::string&) { return in; });
       if (!in || in->size() != 3) return std::nullopt;
       return Shape{(*in)[0], (*in)[2]};
     }
-    if (dynamic_cast<const ConvTokenizer<T>*>(&module)) {
+    if (dynamic_cast<const nn::ConvTokenizer<T>*>(&module)) {
       const Input maps = visit_children(
           module, index, [&](const std::string& child) { return child == "conv_layers" ? in : Input(); }, "conv_layers");
       if (!maps || maps->size() != 4) return std::nullopt;
       return Shape{(*maps)[0], (*maps)[2] * (*maps)[3], (*maps)[1]};  // (B, H·W, C)
     }
-    if (const auto* classifier = dynamic_cast<const TransformerClassifier<T>*>(&module)) {
-      const ClassifierConfig& c = classifier->config();
+    if (const auto* classifier = dynamic_cast<const nn::TransformerClassifier<T>*>(&module)) {
+      const nn::ClassifierConfig& c = classifier->config();
       if (in)
         CCT_CHECK_SHAPE(in->size() == 3 && (*in)[1] == c.sequence_length && (*in)[2] == c.embedding_dim, where,
                         " takes tokens (B, ", c.sequence_length, ", ", c.embedding_dim, "), but its input would be ",
@@ -197,8 +197,8 @@ class SummaryWalker {
       if (!in) return std::nullopt;
       return Shape{(*in)[0], c.num_classes};
     }
-    if (const auto* model = dynamic_cast<const models::CompactTransformer<T>*>(&module)) {
-      const models::ModelConfig& c = model->config();
+    if (const auto* model = dynamic_cast<const CompactTransformer<T>*>(&module)) {
+      const ModelConfig& c = model->config();
       if (in)
         CCT_CHECK_SHAPE(in->size() == 4 && (*in)[1] == c.in_channels, where, " takes images (B, ", c.in_channels,
                         ", H, W), but its input would be ", shape_str(*in));
@@ -255,7 +255,7 @@ inline std::string pad_left(const std::string& text, size_t width) {
 // The rows for `module` given its input shape (batch first). Throws ShapeError where the shapes do
 // not fit a layer (e.g. 4 channels into a 3-channel conv), naming the module.
 template <typename T>
-std::vector<SummaryRow> summary_rows(const Module<T>& module, const Shape& input_shape) {
+std::vector<SummaryRow> summary_rows(const nn::Module<T>& module, const Shape& input_shape) {
   CCT_CHECK_SHAPE(!input_shape.empty() && input_shape[0] >= 1, "summary: the input shape must start with a batch size >= 1, got ",
                   shape_str(input_shape));
   detail::SummaryWalker<T> walker(input_shape[0]);
@@ -265,19 +265,19 @@ std::vector<SummaryRow> summary_rows(const Module<T>& module, const Shape& input
 
 // The input a CompactTransformer takes: (batch_size, in_channels, image_size, image_size).
 template <typename T>
-Shape summary_input_shape(const models::CompactTransformer<T>& model, int64_t batch_size = 1) {
+Shape summary_input_shape(const CompactTransformer<T>& model, int64_t batch_size = 1) {
   CCT_CHECK(batch_size >= 1, "summary: batch_size must be >= 1, got ", batch_size);
-  const models::ModelConfig& c = model.config();
+  const ModelConfig& c = model.config();
   return {batch_size, c.in_channels, c.image_size, c.image_size};
 }
 
 template <typename T>
-std::vector<SummaryRow> summary_rows(const models::CompactTransformer<T>& model, int64_t batch_size = 1) {
-  return summary_rows(static_cast<const Module<T>&>(model), summary_input_shape(model, batch_size));
+std::vector<SummaryRow> summary_rows(const CompactTransformer<T>& model, int64_t batch_size = 1) {
+  return summary_rows(static_cast<const nn::Module<T>&>(model), summary_input_shape(model, batch_size));
 }
 
 template <typename T>
-ModelStats model_stats(const Module<T>& module, const Shape& input_shape) {
+ModelStats model_stats(const nn::Module<T>& module, const Shape& input_shape) {
   ModelStats stats;
   stats.params = module.num_parameters();
   stats.trainable_params = module.num_parameters(/*trainable_only=*/true);
@@ -289,14 +289,14 @@ ModelStats model_stats(const Module<T>& module, const Shape& input_shape) {
 }
 
 template <typename T>
-ModelStats model_stats(const models::CompactTransformer<T>& model) {
-  return model_stats(static_cast<const Module<T>&>(model), summary_input_shape(model, 1));
+ModelStats model_stats(const CompactTransformer<T>& model) {
+  return model_stats(static_cast<const nn::Module<T>&>(model), summary_input_shape(model, 1));
 }
 
 // The table: name (indented by depth), type, output shape, parameters, MACs per image, then totals.
 // `title` heads the table (the root row shows it as its name).
 template <typename T>
-std::string summary(const Module<T>& module, const Shape& input_shape, const std::string& title = "") {
+std::string summary(const nn::Module<T>& module, const Shape& input_shape, const std::string& title = "") {
   using detail::pad_left;
   using detail::pad_right;
   using detail::with_thousands;
@@ -344,8 +344,8 @@ std::string summary(const Module<T>& module, const Shape& input_shape, const std
 
 // The summary of a model for a batch of `batch_size` images of its configured size. MACs are per image.
 template <typename T>
-std::string summary(const models::CompactTransformer<T>& model, int64_t batch_size = 1) {
-  return summary(static_cast<const Module<T>&>(model), summary_input_shape(model, batch_size), model.config().name);
+std::string summary(const CompactTransformer<T>& model, int64_t batch_size = 1) {
+  return summary(static_cast<const nn::Module<T>&>(model), summary_input_shape(model, batch_size), model.config().name);
 }
 
-}  // namespace cct::nn
+}  // namespace cct::models

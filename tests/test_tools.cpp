@@ -1,0 +1,521 @@
+// The example trainers' shared tools: progress bar, metrics log, confusion matrix, top-k, SVG plots.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "../examples/common/metrics.hpp"
+#include "../examples/common/plots.hpp"
+#include "../examples/common/progress.hpp"
+#include "test_helpers.hpp"
+
+using cct::Tensor;
+namespace json = cct::json;
+namespace tools = cct::tools;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Everything written to a FILE* so far.
+std::string contents(std::FILE* file) {
+  std::fflush(file);
+  std::rewind(file);
+  std::string text;
+  char buffer[4096];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0) text.append(buffer, got);
+  return text;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+
+// A fake clock the test advances by hand.
+struct FakeClock {
+  double now = 100.0;
+  std::function<double()> function() {
+    return [this] { return now; };
+  }
+};
+
+// A fresh directory under /tmp, removed at the end of the test.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char pattern[] = "/tmp/cct_test_tools_XXXXXX";
+    REQUIRE(::mkdtemp(pattern) != nullptr);
+    path = pattern;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+void write_raw(const std::string& path, const std::string& text, const char* mode = "wb") {
+  std::FILE* file = std::fopen(path.c_str(), mode);
+  REQUIRE(file != nullptr);
+  std::fwrite(text.data(), 1, text.size(), file);
+  std::fclose(file);
+}
+
+// Checks that `text` is one well-formed XML element tree: tags nest and close in order, and every
+// element and attribute is properly quoted. (Enough for the SVG writer's subset: no comments/CDATA.)
+void require_well_formed_xml(const std::string& text) {
+  std::vector<std::string> stack;
+  size_t pos = 0, roots = 0;
+  while ((pos = text.find('<', pos)) != std::string::npos) {
+    const size_t end = text.find('>', pos);
+    REQUIRE(end != std::string::npos);
+    std::string tag = text.substr(pos + 1, end - pos - 1);
+    REQUIRE(std::count(tag.begin(), tag.end(), '"') % 2 == 0);
+    REQUIRE(tag.find('<') == std::string::npos);
+    if (tag[0] == '/') {
+      REQUIRE_FALSE(stack.empty());
+      REQUIRE(stack.back() == tag.substr(1));
+      stack.pop_back();
+    } else {
+      const std::string name = tag.substr(0, tag.find_first_of(" /"));
+      if (stack.empty()) ++roots;
+      if (tag.back() != '/') stack.push_back(name);
+    }
+    pos = end + 1;
+  }
+  REQUIRE(stack.empty());
+  REQUIRE(roots == 1);
+  // Text content has its markup characters escaped: no bare '&' that starts no entity.
+  for (size_t amp = text.find('&'); amp != std::string::npos; amp = text.find('&', amp + 1)) {
+    const std::string entity = text.substr(amp, text.find(';', amp) - amp + 1);
+    REQUIRE((entity == "&amp;" || entity == "&lt;" || entity == "&gt;" || entity == "&quot;"));
+  }
+}
+
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++count;
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("format_duration and field formatting", "[tools][progress]") {
+  CHECK(tools::format_duration(0) == "00:00");
+  CHECK(tools::format_duration(59.4) == "00:59");
+  CHECK(tools::format_duration(59.6) == "01:00");
+  CHECK(tools::format_duration(123) == "02:03");
+  CHECK(tools::format_duration(3599) == "59:59");
+  CHECK(tools::format_duration(3723) == "1:02:03");
+  CHECK(tools::format_duration(36000) == "10:00:00");
+  CHECK(tools::format_duration(-1) == "--:--");
+  CHECK(tools::format_duration(kNaN) == "--:--");
+  CHECK(tools::format_duration(std::numeric_limits<double>::infinity()) == "--:--");
+
+  CHECK(tools::format_field("acc", 54.321) == "acc 54.3%");
+  CHECK(tools::format_field("top5", 99.96) == "top5 100.0%");
+  CHECK(tools::format_field("loss", 1.23456) == "loss 1.235");
+  CHECK(tools::format_field("lr", 0.0005) == "lr 0.0005");
+  CHECK(tools::format_field("loss", kNaN) == "loss nan");
+  CHECK(tools::format_rate(512.4, "img") == "512 img/s");
+  CHECK(tools::format_rate(37.54, "seq") == "37.5 seq/s");
+  CHECK(tools::format_rate(3.214, "img") == "3.21 img/s");
+  CHECK(tools::format_rate(-1, "img") == "? img/s");
+}
+
+TEST_CASE("progress bar writes plain lines to a file: every 10%, rate, ETA, final summary", "[tools][progress]") {
+  std::FILE* out = std::tmpfile();
+  REQUIRE(out != nullptr);
+  FakeClock clock;
+  tools::ProgressOptions options;
+  options.clock = clock.function();
+  tools::ProgressBar bar(20, "epoch 3/30", out, options);
+  REQUIRE_FALSE(bar.in_place());
+  // 0.5 s and 32 images a step: 64 img/s, 2 steps/s.
+  for (int step = 1; step <= 20; ++step) {
+    clock.now += 0.5;
+    bar.update(step, {{"loss", 2.0 / step}, {"acc", 5.0 * step}}, 32 * step);
+  }
+  CHECK(bar.items_per_second() == Approx(64.0));
+  CHECK(bar.steps_per_second() == Approx(2.0));
+  bar.finish({{"loss", 0.25}, {"acc", 75.0}});
+  bar.finish();  // a second finish prints nothing
+  const std::string text = contents(out);
+  std::fclose(out);
+
+  INFO(text);
+  CHECK(text.find('\r') == std::string::npos);
+  for (char c : text) CHECK((c == '\n' || (c >= 0x20 && c < 0x7f)));
+  const std::vector<std::string> lines = split_lines(text);
+  REQUIRE(lines.size() == 10);  // 10%, 20%, ..., 90%, then finish
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    CHECK(lines[i].rfind("epoch 3/30 [", 0) == 0);
+    CHECK(lines[i].find("loss ") != std::string::npos);
+    CHECK(lines[i].find("img/s") != std::string::npos);
+    CHECK(lines[i].find("ETA ") != std::string::npos);
+    CHECK(lines[i].size() <= 99);
+  }
+  // Halfway: 10 steps left at 2 steps/s.
+  CHECK(lines[4] == "epoch 3/30 [#############.............] 10/20 loss 0.200 acc 50.0% 64.0 img/s 00:05 ETA 00:05");
+  CHECK(lines[9] == "epoch 3/30 [##########################] 20/20 loss 0.250 acc 75.0% 64.0 img/s 00:10 total");
+}
+
+TEST_CASE("progress bar: the rate is a time-weighted moving average; slow steps log by time; resume", "[tools][progress]") {
+  FakeClock clock;
+  tools::ProgressOptions options;
+  options.clock = clock.function();
+  options.smoothing_seconds = 5;
+  {
+    std::FILE* out = std::tmpfile();
+    tools::ProgressBar bar(1000, "train", out, options);
+    int64_t items = 0;
+    for (int step = 1; step <= 10; ++step) {
+      clock.now += 0.5;
+      bar.update(step, {}, items += 32);
+    }
+    REQUIRE(bar.items_per_second() == Approx(64.0));
+    // 5 s at 320 img/s, in steps of 0.1 s: the old rate's weight decays by exp(-5 s / 5 s).
+    for (int step = 11; step <= 60; ++step) {
+      clock.now += 0.1;
+      bar.update(step, {}, items += 32);
+    }
+    CHECK(bar.items_per_second() == Approx(320.0 - 256.0 * std::exp(-1.0)).epsilon(1e-9));
+    // Steps shorter than 50 ms are merged with the next: 4 steps of 10 ms leave the average alone, and
+    // the fifth step ends one 100 ms sample of 5 steps (1600 img/s).
+    const double before = bar.items_per_second();
+    for (int step = 61; step <= 64; ++step) {
+      clock.now += 0.01;
+      bar.update(step, {}, items += 32);
+    }
+    CHECK(bar.items_per_second() == before);
+    clock.now += 0.06;
+    bar.update(65, {}, items += 32);
+    CHECK(bar.items_per_second() == Approx(before + (1600.0 - before) * (1.0 - std::exp(-0.1 / 5.0))).epsilon(1e-9));
+    std::fclose(out);
+  }
+  {
+    // 1 s a step, 1000 steps: no decile is reached for 100 s, so a line comes every 30 s.
+    clock.now = 1000.0;  // whole seconds stay exact
+    std::FILE* out = std::tmpfile();
+    tools::ProgressBar bar(1000, "slow", out, options);
+    for (int step = 1; step <= 100; ++step) {
+      clock.now += 1.0;
+      bar.update(step, {}, step);
+    }
+    const std::vector<std::string> lines = split_lines(contents(out));
+    std::fclose(out);
+    REQUIRE(lines.size() == 4);  // 30 s, 60 s, 90 s, then the 10% mark
+    CHECK(lines[0].find(" 30/1000 ") != std::string::npos);
+    CHECK(lines[3].find(" 100/1000 ") != std::string::npos);
+    CHECK(lines[3].find("ETA 15:00") != std::string::npos);
+  }
+  {
+    // Resumed after step 5 of 10: the first interval did one step, not six.
+    clock.now = 2000.0;
+    std::FILE* out = std::tmpfile();
+    tools::ProgressBar bar(10, "resumed", out, options);
+    bar.start_at(5);
+    clock.now += 1.0;
+    bar.update(6, {}, 32);
+    const std::string text = contents(out);
+    std::fclose(out);
+    CHECK(bar.steps_per_second() == Approx(1.0));
+    CHECK(text.find(" 6/10 32.0 img/s 00:01 ETA 00:04") != std::string::npos);
+  }
+}
+
+TEST_CASE("progress bar redraws in place on a terminal and fits its width", "[tools][progress]") {
+  FakeClock clock;
+  tools::ProgressOptions options;
+  options.clock = clock.function();
+
+  // Forced in-place mode into a file, 60 columns.
+  std::FILE* out = std::tmpfile();
+  options.terminal = 1;
+  options.width = 60;
+  {
+    tools::ProgressBar bar(4, "eval", out, options);
+    REQUIRE(bar.in_place());
+    for (int step = 1; step <= 4; ++step) {
+      clock.now += 1.0;
+      bar.update(step, {{"loss", 1.5}, {"acc", 42.0}, {"lr", 0.001}, {"top5", 80.0}}, 100 * step);
+    }
+    bar.finish();
+  }
+  const std::string text = contents(out);
+  std::fclose(out);
+  INFO(text);
+  CHECK(count_of(text, "\r") == 5);  // four redraws and the final line
+  // Too narrow for every field: the last ones are left out, the timing stays.
+  CHECK(text.find("\reval 2/4 loss 1.500 acc 42.0% 100 img/s 00:02 ETA 00:02") != std::string::npos);
+  CHECK(text.find("lr ") == std::string::npos);
+  CHECK(text.back() == '\n');
+  CHECK(count_of(text, "\n") == 1);
+  for (const std::string& segment : split_lines(text))
+    for (size_t start = 0; start < segment.size();) {
+      size_t end = segment.find('\r', start + 1);
+      if (end == std::string::npos) end = segment.size();
+      CHECK(segment.substr(start, end - start).find_last_not_of(' ') < 60);  // '\r' + at most 59 visible
+      start = end;
+    }
+
+  // A real pseudo-terminal: detected with isatty, width from TIOCGWINSZ.
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0) {
+    WARN("no pseudo-terminal available; skipping the isatty part");
+    return;
+  }
+  REQUIRE(::grantpt(master) == 0);
+  REQUIRE(::unlockpt(master) == 0);
+  const int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  REQUIRE(slave >= 0);
+  struct winsize size {};
+  size.ws_col = 50;
+  size.ws_row = 20;
+  REQUIRE(::ioctl(slave, TIOCSWINSZ, &size) == 0);
+  std::FILE* terminal = ::fdopen(slave, "w");
+  REQUIRE(terminal != nullptr);
+  REQUIRE(tools::is_terminal(terminal));
+  CHECK(tools::terminal_columns(terminal) == 50);
+  tools::ProgressOptions detect;
+  detect.clock = clock.function();
+  {
+    tools::ProgressBar bar(3, "epoch 1/1", terminal, detect);
+    CHECK(bar.in_place());
+    for (int step = 1; step <= 3; ++step) {
+      clock.now += 1.0;
+      bar.update(step, {{"loss", 0.5}, {"acc", 90.0}}, 64 * step);
+    }
+  }  // destroyed unfinished (as by an exception): the line is ended
+  std::fclose(terminal);
+  ::fcntl(master, F_SETFL, O_NONBLOCK);
+  std::string received;
+  char buffer[1024];
+  ssize_t got;
+  while ((got = ::read(master, buffer, sizeof(buffer))) > 0) received.append(buffer, static_cast<size_t>(got));
+  ::close(master);
+  INFO(received);
+  CHECK(count_of(received, "\r") >= 3);
+  CHECK(received.find("3/3") != std::string::npos);
+  for (size_t start = 0; start < received.size();) {
+    size_t end = received.find_first_of("\r\n", start + 1);
+    if (end == std::string::npos) end = received.size();
+    const std::string segment = received.substr(start, end - start);
+    if (segment.find_first_not_of("\r\n ") != std::string::npos) CHECK(segment.find_last_not_of(' ') < 50);
+    start = end;
+  }
+  CHECK(received.find('\n') != std::string::npos);
+}
+
+TEST_CASE("metrics.jsonl: append, read, torn last line, truncate for resume", "[tools][metrics]") {
+  TempDir dir;
+  const std::string path = dir.file("metrics.jsonl");
+  std::FILE* warnings = std::tmpfile();
+
+  REQUIRE_THROWS_AS(tools::read_metrics(path, warnings), cct::IoError);
+  CHECK(tools::truncate_after_epoch(path, 3, warnings) == 0);
+  CHECK_FALSE(std::filesystem::exists(path));
+
+  {
+    tools::MetricsLog log(path, warnings);
+    for (int epoch = 1; epoch <= 3; ++epoch)
+      log.append(json::Object{{"epoch", epoch}, {"train_loss", 2.0 / epoch}, {"val_acc", epoch == 2 ? kNaN : 10.0 * epoch}});
+  }
+  const std::string written = cct::io::read_file(path);
+  CHECK(count_of(written, "\n") == 3);
+  CHECK(written.find("\"val_acc\":null") != std::string::npos);  // NaN is not JSON
+  std::vector<json::Object> records = tools::read_metrics(path, warnings);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0].at("epoch").as_int() == 1);
+  CHECK(records[2].at("train_loss").as_double() == 2.0 / 3);
+  CHECK(records[1].at("val_acc").is_null());
+  const std::vector<double> val_acc = tools::metric_column(records, "val_acc");
+  CHECK(val_acc[0] == 10.0);
+  CHECK(std::isnan(val_acc[1]));
+  CHECK(std::isnan(tools::metric_column(records, "missing")[2]));
+
+  // A crash mid-write leaves a torn last line: readers skip it with a warning.
+  write_raw(path, "{\"epoch\": 4, \"train_lo", "ab");
+  records = tools::read_metrics(path, warnings);
+  CHECK(records.size() == 3);
+  CHECK(contents(warnings).find("line 4 is incomplete") != std::string::npos);
+  // The next log cuts it before appending, so the new line does not join it.
+  {
+    tools::MetricsLog log(path, nullptr);
+    log.append(json::Object{{"epoch", 4}, {"train_loss", 0.4}});
+  }
+  records = tools::read_metrics(path, warnings);
+  REQUIRE(records.size() == 4);
+  CHECK(records[3].at("train_loss").as_double() == 0.4);
+
+  // Resuming from the end of epoch 2 drops epochs 3 and 4 and keeps records without an epoch.
+  tools::MetricsLog(path).append(json::Object{{"note", "no epoch"}});
+  CHECK(tools::truncate_after_epoch(path, 2, warnings) == 2);
+  records = tools::read_metrics(path, warnings);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0].at("epoch").as_int() == 1);
+  CHECK(records[1].at("epoch").as_int() == 2);
+  CHECK(records[2].at("note").as_string() == "no epoch");
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path))
+    CHECK(entry.path().filename() == "metrics.jsonl");  // no temporary left behind
+
+  // A bad line before the last is corruption, not a torn write.
+  write_raw(path, "{\"epoch\": 1}\n{oops}\n{\"epoch\": 3}\n");
+  REQUIRE_THROWS_WITH(tools::read_metrics(path, warnings), Catch::Contains("line 2 is not valid JSON"));
+  write_raw(path, "{\"epoch\": 1}\n[1, 2]\n{\"epoch\": 3}\n");
+  REQUIRE_THROWS_WITH(tools::read_metrics(path, warnings), Catch::Contains("line 2 is an array"));
+  // Blank lines are skipped.
+  write_raw(path, "\n{\"epoch\": 1}\n\n{\"epoch\": 2}\n");
+  CHECK(tools::read_metrics(path, warnings).size() == 2);
+  std::fclose(warnings);
+}
+
+TEST_CASE("confusion matrix: counts, accuracy, per-class recall and precision, json, text", "[tools][metrics]") {
+  tools::ConfusionMatrix matrix(3);
+  // (predicted, target)
+  for (auto [predicted, target] : std::vector<std::pair<int, int>>{
+           {0, 0}, {0, 0}, {1, 0}, {1, 1}, {2, 1}, {0, 1}, {2, 2}, {2, 2}, {0, 2}})
+    matrix.add(predicted, target);
+  // rows (true): 0 -> [2 1 0], 1 -> [1 1 1], 2 -> [1 0 2]
+  CHECK(matrix.count(0, 0) == 2);
+  CHECK(matrix.count(0, 1) == 1);
+  CHECK(matrix.count(1, 0) == 1);
+  CHECK(matrix.count(2, 1) == 0);
+  CHECK(matrix.total() == 9);
+  CHECK(matrix.correct() == 5);
+  CHECK(matrix.accuracy() == Approx(5.0 / 9));
+  const std::vector<double> recall = matrix.per_class_accuracy();
+  CHECK(recall[0] == Approx(2.0 / 3));
+  CHECK(recall[1] == Approx(1.0 / 3));
+  CHECK(recall[2] == Approx(2.0 / 3));
+  const std::vector<double> precision = matrix.per_class_precision();
+  CHECK(precision[0] == Approx(0.5));
+  CHECK(precision[1] == Approx(0.5));
+  CHECK(precision[2] == Approx(2.0 / 3));
+  REQUIRE_THROWS(matrix.add(3, 0));
+  REQUIRE_THROWS(matrix.add(0, -1));
+  REQUIRE_THROWS(tools::ConfusionMatrix(0));
+
+  // add_batch takes each row's argmax.
+  tools::ConfusionMatrix from_logits(3);
+  from_logits.add_batch(Tensor<float>::from_vector({0.9f, 0.1f, 0.0f, 0.2f, 0.1f, 0.7f}, {2, 3}),
+                        Tensor<int64_t>::from_vector({0, 1}));
+  CHECK(from_logits.count(0, 0) == 1);
+  CHECK(from_logits.count(1, 2) == 1);
+  REQUIRE_THROWS_AS(from_logits.add_batch(Tensor<float>::zeros({2, 4}), Tensor<int64_t>::zeros({2})), cct::ShapeError);
+
+  const json::Object as_json = matrix.to_json();
+  CHECK(json::dump(as_json.at("matrix")) == "[[2,1,0],[1,1,1],[1,0,2]]");
+  CHECK(as_json.at("correct").as_int() == 5);
+  CHECK(as_json.at("per_class_accuracy").as_array()[1].as_double() == Approx(1.0 / 3));
+
+  const std::string table = matrix.to_string({"airplane", "cat", "truck"});
+  INFO(table);
+  CHECK(table.find("airplane") != std::string::npos);
+  CHECK(table.find("recall") != std::string::npos);
+  CHECK(table.find("66.7%") != std::string::npos);
+  CHECK(table.find("accuracy 55.6% (5/9)") != std::string::npos);
+  const std::vector<std::string> lines = split_lines(table);
+  REQUIRE(lines.size() == 6);  // title, header, 3 rows, accuracy
+  CHECK(lines[2].size() == lines[1].size());
+  CHECK(lines[3].size() == lines[1].size());
+  CHECK(lines[4].size() == lines[1].size());
+  CHECK(lines[2] == "airplane      2      1      0   66.7%");
+  CHECK(lines[1] == "          airpl    cat  truck  recall");
+  // Many classes: the per-class list only. A class without samples shows "-" / null.
+  tools::ConfusionMatrix sparse(4);
+  sparse.add(1, 0);
+  const std::string list = sparse.to_string({}, 3);
+  CHECK(list.find("confusion matrix") == std::string::npos);
+  CHECK(list.find("0/1") != std::string::npos);
+  CHECK(list.find("3" + std::string(13, ' ') + "-") != std::string::npos);
+  CHECK(sparse.to_json().at("per_class_accuracy").as_array()[3].is_null());
+}
+
+TEST_CASE("topk_correct counts targets among the k highest scores", "[tools][metrics]") {
+  const auto logits = Tensor<float>::from_vector({0.1f, 0.5f, 0.2f, 0.9f,   // target 1: second
+                                                  1.0f, 1.0f, 0.0f, 0.0f,   // target 1: tied first
+                                                  0.3f, 0.2f, 0.1f, 0.0f},  // target 3: last
+                                                 {3, 4});
+  const auto targets = Tensor<int64_t>::from_vector({1, 1, 3});
+  CHECK(tools::topk_correct(logits, targets, 1) == 1);
+  CHECK(tools::topk_correct(logits, targets, 2) == 2);
+  CHECK(tools::topk_correct(logits, targets, 3) == 2);
+  CHECK(tools::topk_correct(logits, targets, 4) == 3);
+  const auto with_nan = Tensor<double>::from_vector({std::nan(""), 0.0}, {1, 2});
+  CHECK(tools::topk_correct(with_nan, Tensor<int64_t>::from_vector({0}), 2) == 0);
+  REQUIRE_THROWS(tools::topk_correct(logits, targets, 0));
+  REQUIRE_THROWS(tools::topk_correct(logits, targets, 5));
+  REQUIRE_THROWS(tools::topk_correct(logits, Tensor<int64_t>::from_vector({1, 1, 4}), 1));
+  REQUIRE_THROWS_AS(tools::topk_correct(logits, Tensor<int64_t>::from_vector({1, 1}), 1), cct::ShapeError);
+}
+
+TEST_CASE("SVG plots: training curves and confusion matrix are well-formed and complete", "[tools][plots]") {
+  TempDir dir;
+  std::vector<json::Object> records;
+  for (int epoch = 1; epoch <= 6; ++epoch) {
+    json::Object record{{"epoch", epoch}, {"train_loss", 2.0 / epoch}, {"train_acc", 20.0 + 10 * epoch}};
+    // Validation every epoch but the third (a gap in the lines).
+    record.set("val_loss", epoch == 3 ? json::Value() : json::Value(2.2 / epoch));
+    record.set("val_acc", epoch == 3 ? json::Value() : json::Value(15.0 + 9 * epoch));
+    records.push_back(record);
+  }
+  const std::string path = dir.file("curves.svg");
+  tools::write_curves_svg(path, records);
+  const std::string svg = cct::io::read_file(path);
+  CHECK(svg.rfind("<svg", 0) == 0);
+  CHECK(svg.substr(svg.size() - 7) == "</svg>\n");
+  require_well_formed_xml(svg);
+  for (const char* name : {"train loss", "val loss", "train acc", "val acc", "epoch", "training curves"})
+    CHECK(svg.find(name) != std::string::npos);
+  CHECK(svg.find("best val 69.00% at epoch 6") != std::string::npos);
+  CHECK(svg.find("nan") == std::string::npos);
+  CHECK(svg.find("inf") == std::string::npos);
+  CHECK(count_of(svg, "<polyline") == 6);  // train: 1 line a panel; val: 2 pieces a panel around the gap
+
+  // One epoch: dots, no lines; an empty run: "no data".
+  tools::write_curves_svg(path, std::vector<json::Object>{records[0]});
+  const std::string single = cct::io::read_file(path);
+  require_well_formed_xml(single);
+  CHECK(count_of(single, "<polyline") == 0);
+  CHECK(count_of(single, "<circle") == 4);
+  CHECK(single.find("nan") == std::string::npos);
+  const std::string empty = tools::curves_svg(tools::training_curve_panels({}), "empty");
+  require_well_formed_xml(empty);
+  CHECK(count_of(empty, "no data") == 2);
+
+  tools::ConfusionMatrix matrix(3);
+  for (auto [predicted, target] : std::vector<std::pair<int, int>>{{0, 0}, {0, 0}, {1, 0}, {1, 1}, {2, 2}, {0, 2}})
+    matrix.add(predicted, target);
+  const std::string matrix_path = dir.file("confusion_matrix.svg");
+  tools::write_confusion_matrix_svg(matrix_path, matrix, {"cat & dog", "<bird>", "truck"});
+  const std::string heat = cct::io::read_file(matrix_path);
+  require_well_formed_xml(heat);
+  CHECK(heat.rfind("<svg", 0) == 0);
+  CHECK(heat.find("cat &amp; dog") != std::string::npos);
+  CHECK(heat.find("&lt;bird&gt;") != std::string::npos);
+  CHECK(heat.find("truck") != std::string::npos);
+  CHECK(heat.find("accuracy 66.67% (4 / 6)") != std::string::npos);
+  CHECK(heat.find(">2</text>") != std::string::npos);
+  // 100 classes: no counts in the tiny cells, still well-formed.
+  tools::ConfusionMatrix large(100);
+  for (int c = 0; c < 100; ++c) large.add(c, c);
+  const std::string large_svg = tools::confusion_matrix_svg(large, {});
+  require_well_formed_xml(large_svg);
+  CHECK(count_of(large_svg, "<rect") == 100 * 100 + 2);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path))
+    CHECK(entry.path().extension() == ".svg");  // no temporary left behind
+}

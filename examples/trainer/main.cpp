@@ -1,0 +1,106 @@
+// cct_trainer: train, evaluate and use Compact Transformers on image data, on the CPU.
+//
+//   cct_trainer train   --data DIR [--model cct_2_3x2_32] [--epochs N] [--out runs/NAME] ...
+//   cct_trainer eval    --checkpoint runs/NAME/best.safetensors --data DIR
+//   cct_trainer predict --checkpoint runs/NAME/best.safetensors IMAGE... [--top-k 5] [--json]
+//                       [--attention OUT.png]
+//
+// `cct_trainer --help` and `cct_trainer train --help` list every option.
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_interrupt(int) { g_interrupted = 1; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cct::trainer;
+  CLI::App app{"cct_trainer: train, evaluate and use Compact Transformers (CCT, CVT, ViT-Lite) on images, on the CPU"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("cct ") + CCT_VERSION_STRING);
+
+  TrainOptions train;
+  CLI::App* train_cmd = app.add_subcommand("train", "train a model (progress bar, checkpoints, metrics and plots in --out)");
+  train_cmd->add_option("--model", train.model, "registered model name (see model_summary --list)")->capture_default_str();
+  train_cmd->add_option("--data", train.data,
+                        "data folder: CIFAR-10/100 binary batches, IDX files, or train/ and test/ image folders "
+                        "(default: $CCT_DATA_DIR)");
+  train_cmd->add_option("--format", train.format, "auto, cifar10, cifar100, idx or folder")->capture_default_str();
+  train_cmd->add_option("--image-size", train.image_size, "resize image folders to this size")->capture_default_str();
+  train_cmd->add_option("--epochs", train.epochs, "training epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  train_cmd->add_option("--batch-size", train.batch_size, "images per step")->capture_default_str()->check(CLI::PositiveNumber);
+  train_cmd->add_option("--lr", train.lr, "peak learning rate (AdamW)")->capture_default_str()->check(CLI::PositiveNumber);
+  train_cmd->add_option("--min-lr", train.min_lr, "learning rate at the end of the cosine")->capture_default_str();
+  train_cmd->add_option("--weight-decay", train.weight_decay, "AdamW decoupled weight decay (not on biases and 1-D params)")
+      ->capture_default_str();
+  train_cmd->add_option("--warmup-epochs", train.warmup_epochs, "linear warm-up epochs")->capture_default_str();
+  train_cmd->add_option("--cooldown-epochs", train.cooldown_epochs, "epochs at --min-lr after the cosine")->capture_default_str();
+  train_cmd->add_option("--label-smoothing", train.label_smoothing, "label smoothing of the cross-entropy")->capture_default_str();
+  train_cmd->add_option("--augment", train.augment, "none, basic (crop + flip), autoaugment or randaugment")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "basic", "autoaugment", "randaugment"}));
+  train_cmd->add_option("--mixup", train.mixup, "Mixup alpha (0: off)")->capture_default_str();
+  train_cmd->add_option("--cutmix", train.cutmix, "CutMix alpha (0: off)")->capture_default_str();
+  train_cmd->add_option("--mix-off-epoch", train.mix_off_epoch, "switch Mixup/CutMix off from this epoch (0: never)")
+      ->capture_default_str();
+  train_cmd->add_option("--random-erasing", train.random_erasing, "RandomErasing probability")->capture_default_str();
+  train_cmd->add_option("--clip-grad", train.clip_grad, "clip the global gradient norm to this (0: off)")->capture_default_str();
+  train_cmd->add_option("--threads", train.threads, "compute threads (default: all cores)")->capture_default_str();
+  train_cmd->add_option("--seed", train.seed, "seed for weights, data order, augmentation and dropout")->capture_default_str();
+  train_cmd->add_option("--val-split", train.val_split,
+                        "fraction of the training set held out for model selection (the test set is used only "
+                        "for the final numbers)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.9));
+  train_cmd->add_option("--limit-train", train.limit_train, "train on a random subset of N images (0: all), for quick trials")->capture_default_str();
+  train_cmd->add_option("--limit-test", train.limit_test, "test on a random subset of N images (0: all)")->capture_default_str();
+  train_cmd->add_option("--out", train.out, "output folder")->capture_default_str();
+  train_cmd->add_flag("--resume", train.resume, "continue the run in --out from its last checkpoint");
+  train_cmd->add_flag("--skip-nonfinite", train.skip_nonfinite,
+                      "skip a step whose loss or gradient is NaN/inf instead of stopping");
+
+  EvalOptions eval;
+  CLI::App* eval_cmd = app.add_subcommand("eval", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint");
+  eval_cmd->add_option("--checkpoint", eval.checkpoint, "a .safetensors file written by train")->required();
+  eval_cmd->add_option("--data", eval.data, "data folder (default: $CCT_DATA_DIR)");
+  eval_cmd->add_option("--format", eval.format, "auto, cifar10, cifar100, idx or folder")->capture_default_str();
+  eval_cmd->add_option("--split", eval.split, "test or train")->capture_default_str()->check(CLI::IsMember({"test", "train"}));
+  eval_cmd->add_option("--batch-size", eval.batch_size, "images per forward pass")->capture_default_str();
+  eval_cmd->add_option("--threads", eval.threads, "compute threads")->capture_default_str();
+  eval_cmd->add_option("--out", eval.out, "folder for confusion_matrix.svg and eval.json (optional)");
+
+  PredictOptions predict;
+  CLI::App* predict_cmd = app.add_subcommand("predict", "classify image files (PNG/JPG, any size)");
+  predict_cmd->add_option("--checkpoint", predict.checkpoint, "a .safetensors file written by train")->required();
+  predict_cmd->add_option("images", predict.images, "image files")->required()->check(CLI::ExistingFile);
+  predict_cmd->add_option("--top-k", predict.top_k, "classes to show per image")->capture_default_str();
+  predict_cmd->add_flag("--json", predict.json, "machine-readable output, including the raw logits");
+  predict_cmd->add_option("--attention", predict.attention_png,
+                          "write each image with its SeqPool token weights overlaid to this PNG");
+  predict_cmd->add_option("--threads", predict.threads, "compute threads")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  try {
+    if (*train_cmd) return run_train(train, &g_interrupted);
+    if (*eval_cmd) return run_eval(eval);
+    if (*predict_cmd) return run_predict(predict);
+  } catch (const cct::Error& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

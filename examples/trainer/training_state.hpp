@@ -35,7 +35,8 @@ inline std::string floats_to_json(const std::vector<float>& values) {
 }
 inline std::vector<float> floats_from_json(const std::string& text) {
   std::vector<float> out;
-  for (const auto& v : json::parse(text).as_array()) out.push_back(static_cast<float>(v.as_double()));
+  const json::Value parsed = json::parse(text);  // named: a temporary would die before the loop body
+  for (const auto& v : parsed.as_array()) out.push_back(static_cast<float>(v.as_double()));
   return out;
 }
 
@@ -74,8 +75,10 @@ inline DataInfo read_data_info(const io::SafeTensorsReader& reader) {
   DataInfo info;
   const auto& metadata = reader.metadata();
   auto it = metadata.find("data.class_names");
-  if (it != metadata.end())
-    for (const auto& v : json::parse(it->second).as_array()) info.class_names.push_back(v.as_string());
+  if (it != metadata.end()) {
+    const json::Value names = json::parse(it->second);
+    for (const auto& v : names.as_array()) info.class_names.push_back(v.as_string());
+  }
   if ((it = metadata.find("data.mean")) != metadata.end()) info.mean = floats_from_json(it->second);
   if ((it = metadata.find("data.std")) != metadata.end()) info.std = floats_from_json(it->second);
   return info;

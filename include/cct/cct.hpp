@@ -32,6 +32,7 @@
 #include "nn/containers.hpp"
 #include "nn/conv.hpp"
 #include "nn/dropout.hpp"
+#include "nn/embedding.hpp"
 #include "nn/encoder_layer.hpp"
 #include "nn/init.hpp"
 #include "nn/layer_norm.hpp"
@@ -39,6 +40,7 @@
 #include "nn/module.hpp"
 #include "nn/positional_embedding.hpp"
 #include "nn/seq_pool.hpp"
+#include "nn/text_tokenizer.hpp"
 #include "nn/tokenizer.hpp"
 #include "nn/transformer_classifier.hpp"
 
@@ -48,6 +50,7 @@
 #include "models/model_config.hpp"
 #include "models/registry.hpp"
 #include "models/summary.hpp"
+#include "models/text.hpp"
 #include "models/vit_lite.hpp"
 
 #include "data/augment.hpp"
@@ -58,6 +61,11 @@
 #include "data/image_io.hpp"
 #include "data/loader.hpp"
 #include "data/transforms.hpp"
+
+#include "text/datasets.hpp"
+#include "text/tokenizer.hpp"
+#include "text/vocabulary.hpp"
+#include "text/word_vectors.hpp"
 
 #include "optim/adamw.hpp"
 #include "optim/clip.hpp"

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -131,6 +133,9 @@ struct PredictOptions {
 
 // ---- shared pieces ---------------------------------------------------------------------------------
 
+// A metric for final.json / eval.json: JSON has no NaN or infinity, so a diverged model's loss is null.
+inline json::Value finite_or_null(double value) { return std::isfinite(value) ? json::Value(value) : json::Value(); }
+
 inline std::string resolve_data_dir(const std::string& given) {
   if (!given.empty()) return given;
   if (const char* env = std::getenv("CCT_DATA_DIR")) return env;
@@ -142,8 +147,14 @@ inline void make_directories(const std::string& path) {
   std::string partial;
   for (size_t i = 0; i <= path.size(); ++i) {
     if (i == path.size() || path[i] == '/') {
-      if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
-        throw IoError("cannot create output folder '" + partial + "': " + std::strerror(errno));
+      if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0) {
+        const int error = errno;
+        struct stat info {};
+        if (error != EEXIST)
+          throw IoError("cannot create output folder '" + partial + "': " + std::strerror(error));
+        if (::stat(partial.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+          throw IoError("cannot use output folder '" + path + "': '" + partial + "' exists and is not a folder");
+      }
     }
     if (i < path.size()) partial += path[i];
   }
@@ -393,7 +404,9 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
           continue;
         }
         throw Error(detail::concat(what, " at epoch ", epoch + 1, ", step ", position.global_step,
-                                   "; training stopped. The last good checkpoint is ", last_path,
+                                   "; training stopped. ",
+                                   path_exists(last_path) ? "The last good checkpoint is " + last_path
+                                                          : std::string("No checkpoint was saved yet"),
                                    ". Try a lower --lr, --clip-grad 1, or --skip-nonfinite"));
       }
       if (options.clip_grad > 0) optim::clip_grad_norm_(model->named_parameters(), options.clip_grad);
@@ -443,8 +456,10 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
       position.best_accuracy = selection;
       position.best_epoch = epoch + 1;
     }
-    save_last();
+    // best before last: a crash between the two then repeats this epoch on resume (and rewrites the same
+    // best file) instead of leaving a last checkpoint that names an epoch best.safetensors never got.
     if (improved) save_training_checkpoint(best_path, *model, optimizer, position, data_info, args_json);
+    save_last();
     tools::write_curves_svg(options.out + "/curves.svg", tools::read_metrics(metrics_path));
   }
 
@@ -455,9 +470,9 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
   json::Object final_result;
   final_result.set("model", json::Value(options.model));
   final_result.set("best_epoch", json::Value(position.best_epoch));
-  final_result.set("test_loss", json::Value(test.loss));
-  final_result.set("test_acc", json::Value(test.top1));
-  final_result.set("test_top5", json::Value(test.top5));
+  final_result.set("test_loss", finite_or_null(test.loss));
+  final_result.set("test_acc", finite_or_null(test.top1));
+  final_result.set("test_top5", finite_or_null(test.top5));
   final_result.set("minutes", json::Value(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60.0));
   final_result.set("confusion_matrix", test.confusion.to_json());
   io::write_file_atomic(options.out + "/final.json", json::dump(json::Value(final_result), 2) + "\n");
@@ -494,9 +509,9 @@ inline int run_eval(const EvalOptions& options) {
     json::Object out;
     out.set("checkpoint", json::Value(options.checkpoint));
     out.set("split", json::Value(options.split));
-    out.set("top1", json::Value(result.top1));
-    out.set("top5", json::Value(result.top5));
-    out.set("loss", json::Value(result.loss));
+    out.set("top1", finite_or_null(result.top1));
+    out.set("top5", finite_or_null(result.top5));
+    out.set("loss", finite_or_null(result.loss));
     out.set("confusion_matrix", result.confusion.to_json());
     io::write_file_atomic(options.out + "/eval.json", json::dump(json::Value(out), 2) + "\n");
   }

@@ -19,6 +19,15 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
 
+// "--epochs: must be a positive number, got 0" (CLI::PositiveNumber's message quotes DBL_MAX as the bound).
+const CLI::Validator kPositive(
+    [](std::string& input) -> std::string {
+      double value = 0;
+      const bool number = CLI::detail::lexical_cast(input, value);
+      return number && value > 0 ? std::string() : "must be a positive number, got " + input;
+    },
+    "POSITIVE", "positive");
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -35,9 +44,9 @@ int main(int argc, char** argv) {
                         "(default: $CCT_DATA_DIR)");
   train_cmd->add_option("--format", train.format, "auto, cifar10, cifar100, idx or folder")->capture_default_str();
   train_cmd->add_option("--image-size", train.image_size, "resize image folders to this size")->capture_default_str();
-  train_cmd->add_option("--epochs", train.epochs, "training epochs")->capture_default_str()->check(CLI::PositiveNumber);
-  train_cmd->add_option("--batch-size", train.batch_size, "images per step")->capture_default_str()->check(CLI::PositiveNumber);
-  train_cmd->add_option("--lr", train.lr, "peak learning rate (AdamW)")->capture_default_str()->check(CLI::PositiveNumber);
+  train_cmd->add_option("--epochs", train.epochs, "training epochs")->capture_default_str()->check(kPositive);
+  train_cmd->add_option("--batch-size", train.batch_size, "images per step")->capture_default_str()->check(kPositive);
+  train_cmd->add_option("--lr", train.lr, "peak learning rate (AdamW)")->capture_default_str()->check(kPositive);
   train_cmd->add_option("--min-lr", train.min_lr, "learning rate at the end of the cosine")->capture_default_str();
   train_cmd->add_option("--weight-decay", train.weight_decay, "AdamW decoupled weight decay (not on biases and 1-D params)")
       ->capture_default_str();

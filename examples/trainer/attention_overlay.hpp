@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,9 @@ inline void write_attention_overlay(const std::string& path, const std::vector<d
     panels.push_back(shown);
     captions.push_back(class_names[static_cast<size_t>(best)]);
     panels.push_back(overlay);
-    captions.push_back(std::to_string(static_cast<int>(std::lround(100 * p[best]))) + "%");
+    char probability[32];  // the caption font has no '%' sign
+    std::snprintf(probability, sizeof probability, "p=%.2f", static_cast<double>(p[best]));
+    captions.push_back(probability);
   }
   data::GridOptions options;
   options.columns = 2;

@@ -81,10 +81,13 @@ inline DataSplits read_data(const std::string& dir, DataFormat format, int64_t i
       splits.test = data::read_cifar100(dir, false);
       splits.normalize = data::Normalize::cifar100();
       break;
-    case DataFormat::kIdx:
-      splits.train = data::read_mnist(dir, true);
-      splits.test = data::read_mnist(dir, false);
+    case DataFormat::kIdx: {
+      // The files of MNIST and Fashion-MNIST look alike; the folder name tells which class names to show.
+      const bool fashion = dir.find("fashion") != std::string::npos;
+      splits.train = fashion ? data::read_fashion_mnist(dir, true) : data::read_mnist(dir, true);
+      splits.test = fashion ? data::read_fashion_mnist(dir, false) : data::read_mnist(dir, false);
       break;
+    }
     case DataFormat::kImageFolder: {
       data::ImageFolderOptions options;
       options.height = options.width = image_size;

@@ -8,18 +8,10 @@ namespace cct::models {
 // cct_L_KxC_R: L encoder layers, conv kernel K, C conv blocks, image size R.
 inline ModelConfig cct_config(int64_t num_layers, int64_t kernel_size, int64_t num_conv_layers, int64_t image_size = 32,
                               int64_t num_classes = 10) {
-  const EncoderSize size = encoder_size(num_layers);
-  ModelConfig c;
+  ModelConfig c = sized_config(Family::kCCT, num_layers, image_size, num_classes);
   c.name = detail::concat("cct_", num_layers, "_", kernel_size, "x", num_conv_layers, "_", image_size);
-  c.family = Family::kCCT;
-  c.num_layers = size.num_layers;
-  c.num_heads = size.num_heads;
-  c.embedding_dim = size.embedding_dim;
-  c.mlp_ratio = size.mlp_ratio;
   c.kernel_size = kernel_size;
   c.num_conv_layers = num_conv_layers;
-  c.image_size = image_size;
-  c.num_classes = num_classes;
   return c;
 }
 

@@ -134,4 +134,18 @@ struct ModelConfig {
   }
 };
 
+// A config from the paper's size table: the shared part of cct_config, cvt_config and vit_lite_config.
+inline ModelConfig sized_config(Family family, int64_t num_layers, int64_t image_size, int64_t num_classes) {
+  const EncoderSize size = encoder_size(num_layers);
+  ModelConfig c;
+  c.family = family;
+  c.num_layers = size.num_layers;
+  c.num_heads = size.num_heads;
+  c.embedding_dim = size.embedding_dim;
+  c.mlp_ratio = size.mlp_ratio;
+  c.image_size = image_size;
+  c.num_classes = num_classes;
+  return c;
+}
+
 }  // namespace cct::models

@@ -8,18 +8,10 @@ namespace cct::models {
 // vit_L_P_R: L encoder layers, patch size P, image size R (older papers: vit_lite_L_P_R).
 inline ModelConfig vit_lite_config(int64_t num_layers, int64_t patch_size, int64_t image_size = 32,
                                    int64_t num_classes = 10) {
-  const EncoderSize size = encoder_size(num_layers);
-  ModelConfig c;
+  ModelConfig c = sized_config(Family::kViTLite, num_layers, image_size, num_classes);
   c.name = detail::concat("vit_", num_layers, "_", patch_size, "_", image_size);
-  c.family = Family::kViTLite;
-  c.num_layers = size.num_layers;
-  c.num_heads = size.num_heads;
-  c.embedding_dim = size.embedding_dim;
-  c.mlp_ratio = size.mlp_ratio;
   c.patch_size = patch_size;
   c.num_conv_layers = 1;
-  c.image_size = image_size;
-  c.num_classes = num_classes;
   return c;
 }
 

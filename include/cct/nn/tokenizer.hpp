@@ -47,7 +47,7 @@ class ConvTokenizer : public UnaryModule<T> {
     CCT_CHECK_SHAPE(images.dim() == 4 && images.size(1) == config_.in_channels, "ConvTokenizer: expected images (B, ",
                     config_.in_channels, ", H, W), got ", shape_str(images.shape()));
     Tensor<T> x = images;
-    for (size_t i = 0; i < conv_layers->size(); ++i) x = conv_layers->template at<Sequential<T>>(i)->forward(x);
+    for (int64_t i = 0; i < conv_layers->size(); ++i) x = conv_layers->template at<Sequential<T>>(i)->forward(x);
     const int64_t B = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
     return transpose(reshape(x, {B, C, HW}), 1, 2);
   }

@@ -79,7 +79,7 @@ class TransformerClassifier : public Module<T> {
     }
     if (positional_emb.defined()) x = add(x, positional_emb);
     x = dropout->forward(x);
-    for (size_t l = 0; l < blocks->size(); ++l) {
+    for (int64_t l = 0; l < blocks->size(); ++l) {
       Tensor<T> attention;
       x = blocks->template at<TransformerEncoderLayer<T>>(l)->forward(
           x, mask, trace && trace->want_attention ? &attention : nullptr);

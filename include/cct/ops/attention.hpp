@@ -78,7 +78,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   const T* base_qkv = qkv.data();
   const uint8_t* mask = masked ? key_padding_mask.data() : nullptr;
   parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> dropped(drop.active() ? N * N : 0);
+    // Scratch from the storage cache (no page faults per step).
+    const Tensor<T> dropped = drop.active() ? Tensor<T>::empty({N * N}) : Tensor<T>();
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / H, h = task % H;
       const T* q = base_qkv + b * N * row + h * hd;
@@ -104,7 +105,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
       const T* weights = P;
       if (drop.active()) {
         const uint64_t offset = static_cast<uint64_t>(task * N * N);
-        for (int64_t i = 0; i < N * N; ++i) dropped[i] = P[i] * drop.factor<T>(offset + i);
+        for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * drop.factor<T>(offset + i);
         weights = dropped.data();
       }
       // o = weights · v, written into this head's columns of the output.
@@ -122,7 +123,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
           const int64_t row = 3 * D;
           Tensor<T> grad_qkv = Tensor<T>::empty(qkv.shape());
           parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
-            std::vector<T> dP(N * N), dropped(drop.active() ? N * N : 0);
+            const Tensor<T> dP = Tensor<T>::empty({N * N});
+            const Tensor<T> dropped = drop.active() ? Tensor<T>::empty({N * N}) : Tensor<T>();
             for (int64_t task = begin; task < end; ++task) {
               const int64_t b = task / H, h = task % H;
               const T* q = qkv.data() + b * N * row + h * hd;
@@ -136,7 +138,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
               const uint64_t offset = static_cast<uint64_t>(task * N * N);
               const T* weights = P;
               if (drop.active()) {
-                for (int64_t i = 0; i < N * N; ++i) dropped[i] = P[i] * drop.factor<T>(offset + i);
+                for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * drop.factor<T>(offset + i);
                 weights = dropped.data();
               }
               kernels::gemm_serial<T>(true, false, N, hd, N, T(1), weights, N, gb, D, T(0), dv, row);

@@ -57,12 +57,14 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
   const T* pb = bias.defined() ? bias.data() : nullptr;
   T* po = out.data();
   parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    std::unique_ptr<T[]> cols(pointwise ? nullptr : new T[patch * positions]);
+    // Scratch from the storage cache: freed and reused every step without touching the kernel.
+    const Tensor<T> cols_buffer = pointwise ? Tensor<T>() : Tensor<T>::empty({patch * positions});
+    T* const cols = pointwise ? nullptr : cols_buffer.data();
     for (int64_t n = begin; n < end; ++n) {
       const T* image_cols = px + n * image_size;
       if (!pointwise) {
-        kernels::im2col(image_cols, g, cols.get());
-        image_cols = cols.get();
+        kernels::im2col(image_cols, g, cols);
+        image_cols = cols;
       }
       T* y = po + n * out_channels * positions;
       // Starting from the bias (beta = 1) saves the GEMM's own zeroing pass and a separate bias pass.
@@ -107,10 +109,13 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
           const int64_t weight_size = out_channels * patch;
           const int64_t groups = std::min({batch, kConvWeightGradGroups,
                                            std::max<int64_t>(1, kConvPartialElements / std::max<int64_t>(1, weight_size))});
-          std::vector<T> partials(need_weight ? groups * weight_size : 0);
+          const Tensor<T> partials = need_weight ? Tensor<T>::empty({groups * weight_size}) : Tensor<T>();
           parallel_for(0, groups, 1, [&](int64_t group_begin, int64_t group_end) {
-            std::unique_ptr<T[]> cols(need_weight && !pointwise ? new T[patch * positions] : nullptr);
-            std::unique_ptr<T[]> grad_cols(need_x && !pointwise ? new T[patch * positions] : nullptr);
+            const bool need_cols = need_weight && !pointwise, need_grad_cols = need_x && !pointwise;
+            const Tensor<T> cols_buffer = need_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
+            const Tensor<T> grad_cols_buffer = need_grad_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
+            T* const cols = need_cols ? cols_buffer.data() : nullptr;
+            T* const grad_cols = need_grad_cols ? grad_cols_buffer.data() : nullptr;
             for (int64_t group = group_begin; group < group_end; ++group) {
               const int64_t first = batch * group / groups, last = batch * (group + 1) / groups;
               for (int64_t n = first; n < last; ++n) {
@@ -118,20 +123,20 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
                 if (need_weight) {
                   const T* image_cols = px + n * image_size;
                   if (!pointwise) {
-                    kernels::im2col(image_cols, g, cols.get());
-                    image_cols = cols.get();
+                    kernels::im2col(image_cols, g, cols);
+                    image_cols = cols;
                   }
                   kernels::gemm<T>(false, true, out_channels, patch, positions, T(1), gn, positions, image_cols,
                                    positions, n == first ? T(0) : T(1), partials.data() + group * weight_size, patch);
                 }
                 if (need_x) {
                   T* gx = pgx + n * image_size;
-                  T* target = pointwise ? gx : grad_cols.get();
+                  T* target = pointwise ? gx : grad_cols;
                   kernels::gemm<T>(true, false, patch, positions, out_channels, T(1), pw, patch, gn, positions, T(0),
                                    target, positions);
                   if (!pointwise) {
                     std::fill(gx, gx + image_size, T(0));
-                    kernels::col2im(grad_cols.get(), g, gx);
+                    kernels::col2im(grad_cols, g, gx);
                   }
                 }
               }
@@ -143,7 +148,7 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
             parallel_for(0, weight_size, 1 << 14, [&](int64_t begin, int64_t end) {
               for (int64_t i = begin; i < end; ++i) {
                 T sum = T(0);
-                for (int64_t group = 0; group < groups; ++group) sum += partials[group * weight_size + i];
+                for (int64_t group = 0; group < groups; ++group) sum += partials.data()[group * weight_size + i];
                 pgw[i] = sum;
               }
             });

@@ -1,0 +1,341 @@
+// bench_ops: per-op micro-benchmarks of the hot ops of CCT-2/3x2 and CCT-7/3x1 at batch 128, to show
+// where the time goes and how far each op is from the machine's limits.
+//
+//   bench_ops [--threads N] [--batch B] [--runs R] [--filter TEXT]
+//
+// Without --threads every case runs with 1 and then 2 threads. --filter keeps the cases whose label
+// contains TEXT (e.g. --filter attention). Each case runs once to warm up, then R timed runs; the
+// median and min are reported.
+//
+// Compute-bound ops report GFLOP/s (a product of M×K by K×N counts 2·M·N·K FLOPs; a "fwd+bwd" row
+// counts the products the backward pass computes as well). Memory-bound ops (layer_norm, softmax,
+// GELU, max-pool) report GB/s of the minimum traffic: each input tensor read once and each output
+// written once (forward: x in, y out; backward: the saved tensor and the incoming gradient in, the
+// input's gradient out). Two probes give the ceilings to compare with: the FMA peak of the cores
+// (independent vector multiply-adds, no memory) and a streaming copy (memory bandwidth).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <cct/cct.hpp>
+
+namespace {
+
+struct Options {
+  std::vector<int> thread_counts{1, 2};
+  int64_t batch = 128;
+  int runs = 5;
+  std::string filter;
+};
+
+[[noreturn]] void usage(const char* program) {
+  std::fprintf(stderr, "usage: %s [--threads N] [--batch B] [--runs R] [--filter TEXT]\n", program);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || i + 1 >= argc) usage(argv[0]);
+    const std::string value = argv[++i];
+    if (arg == "--filter") {
+      options.filter = value;
+      continue;
+    }
+    const long number = std::strtol(value.c_str(), nullptr, 10);
+    if (number <= 0) usage(argv[0]);
+    if (arg == "--threads") options.thread_counts = {static_cast<int>(number)};
+    else if (arg == "--batch") options.batch = number;
+    else if (arg == "--runs") options.runs = static_cast<int>(number);
+    else usage(argv[0]);
+  }
+  return options;
+}
+
+struct Timing {
+  double median, min;  // seconds
+};
+
+Timing time_runs(int runs, const std::function<void()>& fn) {
+  fn();  // warm-up: page faults, caches, the thread team
+  std::vector<double> seconds;
+  for (int r = 0; r < runs; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  const size_t n = seconds.size();
+  return {n % 2 ? seconds[n / 2] : 0.5 * (seconds[n / 2 - 1] + seconds[n / 2]), seconds.front()};
+}
+
+enum class Unit { kGflops, kGbytes };
+
+// One benchmark: `work` FLOPs or bytes per call of `fn`.
+struct Case {
+  std::string label;
+  Unit unit;
+  double work;
+  std::function<void()> fn;
+};
+
+void report(const Case& c, int threads, const Timing& t) {
+  const double rate = c.work / t.median * 1e-9, best = c.work / t.min * 1e-9;
+  std::printf("%-58s threads=%d  median %9.3f ms (min %9.3f)  %8.1f %s (best %8.1f)\n", c.label.c_str(), threads,
+              1e3 * t.median, 1e3 * t.min, rate, c.unit == Unit::kGflops ? "GFLOP/s" : "GB/s  ", best);
+  std::fflush(stdout);
+}
+
+std::string shape_text(const cct::Shape& shape) { return cct::shape_str(shape); }
+
+// ---- ceilings ------------------------------------------------------------------------------------
+
+// Independent multiply-adds on registers: each thread keeps 16 accumulators in flight, enough to cover
+// the FMA latency on both pipes. Returns the sum so the compiler cannot drop the loop.
+float fma_probe(int64_t iterations) {
+#if defined(__AVX512F__)
+  using Vec = __m512;
+  constexpr int kLanes = 16;
+  auto broadcast = [](float v) { return _mm512_set1_ps(v); };
+  auto fma = [](Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); };
+  auto lane0 = [](Vec a) { return _mm512_reduce_add_ps(a); };
+#elif defined(__FMA__)
+  using Vec = __m256;
+  constexpr int kLanes = 8;
+  auto broadcast = [](float v) { return _mm256_set1_ps(v); };
+  auto fma = [](Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); };
+  auto lane0 = [](Vec a) { return _mm256_cvtss_f32(a); };
+#else
+  (void)iterations;
+  return 0.0f;
+#endif
+#if defined(__AVX512F__) || defined(__FMA__)
+  (void)kLanes;
+  Vec acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = broadcast(0.001f * static_cast<float>(i));
+  const Vec multiplier = broadcast(0.999999f), addend = broadcast(1e-7f);
+  for (int64_t it = 0; it < iterations; ++it)
+    for (int i = 0; i < 16; ++i) acc[i] = fma(acc[i], multiplier, addend);
+  float sum = 0;
+  for (int i = 0; i < 16; ++i) sum += lane0(acc[i]);
+  return sum;
+#endif
+}
+
+constexpr int fma_lanes() {
+#if defined(__AVX512F__)
+  return 16;
+#elif defined(__FMA__)
+  return 8;
+#else
+  return 0;
+#endif
+}
+
+// ---- the cases -------------------------------------------------------------------------------------
+
+struct EncoderShape {
+  const char* model;
+  int64_t tokens, dim, heads, mlp_hidden;
+};
+
+std::vector<Case> make_cases(int64_t batch, cct::Generator& gen) {
+  std::vector<Case> cases;
+  const EncoderShape encoders[] = {{"cct_2", 64, 128, 2, 128}, {"cct_7", 256, 256, 4, 512}};
+  using cct::Tensor;
+
+  // Ceilings. The FMA probe's length is fixed per thread; parallel_for gives each thread one chunk.
+  if (fma_lanes() > 0) {
+    constexpr int64_t kIterations = 4'000'000;
+    auto sink = std::make_shared<std::vector<float>>(64);
+    cases.push_back({std::string("peak: vector FMA, ") + std::to_string(fma_lanes() * 32) + "-bit, per thread",
+                     Unit::kGflops, 0.0, [sink] {
+                       const int threads = cct::num_threads();
+                       cct::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+                         for (int64_t t = begin; t < end; ++t) (*sink)[t % 64] += fma_probe(kIterations);
+                       });
+                     }});
+    // Work depends on the thread count: filled in by main.
+    cases.back().work = -static_cast<double>(kIterations) * 16 * fma_lanes() * 2;
+  }
+  {
+    const int64_t elements = int64_t(1) << 25;  // 128 MiB each way, far beyond the caches
+    auto source = std::make_shared<Tensor<float>>(Tensor<float>::uniform({elements}, -1, 1, gen));
+    auto target = std::make_shared<Tensor<float>>(Tensor<float>::empty({elements}));
+    cases.push_back({"peak: streaming copy 128 MiB", Unit::kGbytes, 2.0 * elements * sizeof(float), [=] {
+                       const float* in = source->data();
+                       float* out = target->data();
+                       cct::parallel_for(0, elements, 1 << 16, [&](int64_t begin, int64_t end) {
+                         std::memcpy(out + begin, in + begin, (end - begin) * sizeof(float));
+                       });
+                     }});
+  }
+
+  // Encoder matmuls: forward y = x·Wᵀ (+ b), and the two backward products dX = dY·W, dW = dYᵀ·X.
+  for (const EncoderShape& e : encoders) {
+    struct Projection {
+      const char* name;
+      int64_t in, out;
+    };
+    std::vector<Projection> projections = {{"qkv", e.dim, 3 * e.dim}, {"proj", e.dim, e.dim}};
+    if (e.mlp_hidden != e.dim) {
+      projections.push_back({"fc1", e.dim, e.mlp_hidden});
+      projections.push_back({"fc2", e.mlp_hidden, e.dim});
+    } else {
+      projections[1].name = "proj/fc1/fc2";
+    }
+    const int64_t rows = batch * e.tokens;
+    for (const Projection& p : projections) {
+      auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({rows, p.in}, -1, 1, gen));
+      auto w = std::make_shared<Tensor<float>>(Tensor<float>::uniform({p.out, p.in}, -0.1, 0.1, gen));
+      auto b = std::make_shared<Tensor<float>>(Tensor<float>::uniform({p.out}, -0.1, 0.1, gen));
+      auto dy = std::make_shared<Tensor<float>>(Tensor<float>::uniform({rows, p.out}, -1, 1, gen));
+      const double flops = 2.0 * rows * p.in * p.out;
+      const std::string dims = std::to_string(rows) + "x" + std::to_string(p.in) + "->" + std::to_string(p.out);
+      const std::string prefix = std::string(e.model) + " " + p.name + " ";
+      cases.push_back({prefix + "linear fwd " + dims, Unit::kGflops, flops, [=] { cct::linear(*x, *w, *b); }});
+      cases.push_back({prefix + "dX=dY.W " + dims, Unit::kGflops, flops, [=] { cct::matmul(*dy, *w); }});
+      cases.push_back({prefix + "dW=dYt.X " + dims, Unit::kGflops, flops, [=] { cct::matmul(*dy, *x, true, false); }});
+    }
+  }
+
+  // Tokenizer convolutions (3x3, stride 1, padding 1): forward, and forward + backward. The first conv
+  // sees the images (no input gradient: 2 products in all); the second one needs dX too (3 products).
+  struct ConvShape {
+    const char* label;
+    int64_t in_channels, out_channels, size;
+    bool input_grad;
+  };
+  const ConvShape convs[] = {{"cct_2 conv1", 3, 64, 32, false},
+                             {"cct_2 conv2", 64, 128, 16, true},
+                             {"cct_7 conv1", 3, 256, 32, false}};
+  for (const ConvShape& c : convs) {
+    auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, c.in_channels, c.size, c.size}, -1, 1, gen));
+    auto w = std::make_shared<Tensor<float>>(Tensor<float>::uniform({c.out_channels, c.in_channels, 3, 3}, -0.1, 0.1, gen));
+    auto dy = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, c.out_channels, c.size, c.size}, -1, 1, gen));
+    const double flops = 2.0 * batch * c.out_channels * c.in_channels * 9 * c.size * c.size;
+    const std::string dims = shape_text(x->shape()) + " * " + shape_text(w->shape());
+    cases.push_back({std::string(c.label) + " fwd " + dims, Unit::kGflops, flops, [=] {
+                       cct::NoGradGuard no_grad;
+                       cct::conv2d(*x, *w, Tensor<float>(), 1, 1);
+                     }});
+    cases.push_back({std::string(c.label) + " fwd+bwd " + dims, Unit::kGflops, flops * (c.input_grad ? 3 : 2), [=] {
+                       Tensor<float> input = *x, weight = *w;
+                       input.clear_grad();
+                       weight.clear_grad();
+                       input.requires_grad_(c.input_grad);
+                       weight.requires_grad_(true);
+                       cct::conv2d(input, weight, Tensor<float>(), 1, 1).backward(*dy);
+                     }});
+  }
+  {
+    auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, 256, 32, 32}, -1, 1, gen));
+    const double bytes = (x->numel() + x->numel() / 4) * 4.0;
+    cases.push_back({"cct_7 max_pool2d 3/2/1 fwd " + shape_text(x->shape()), Unit::kGbytes, bytes, [=] {
+                       cct::NoGradGuard no_grad;
+                       cct::max_pool2d(*x, 3, 2, 1);
+                     }});
+  }
+
+  // Attention on packed qkv: q·kᵀ and P·v forward (4·B·N²·D FLOPs), four products more backward.
+  for (const EncoderShape& e : encoders) {
+    auto qkv = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, e.tokens, 3 * e.dim}, -1, 1, gen));
+    auto dy = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, e.tokens, e.dim}, -1, 1, gen));
+    const double flops = 4.0 * batch * e.tokens * e.tokens * e.dim;
+    const std::string dims = shape_text(qkv->shape()) + " heads " + std::to_string(e.heads);
+    cases.push_back({std::string(e.model) + " attention fwd (eval) " + dims, Unit::kGflops, flops, [=] {
+                       cct::NoGradGuard no_grad;
+                       cct::multi_head_attention(*qkv, cct::AttentionOptions{e.heads, 0.1, false});
+                     }});
+    cases.push_back({std::string(e.model) + " attention fwd+bwd (p=0.1) " + dims, Unit::kGflops, 3 * flops, [=] {
+                       Tensor<float> input = *qkv;
+                       input.clear_grad();
+                       input.requires_grad_(true);
+                       cct::multi_head_attention(input, cct::AttentionOptions{e.heads, 0.1, true}).backward(*dy);
+                     }});
+  }
+
+  // Memory-bound ops on the encoder's activations.
+  for (const EncoderShape& e : encoders) {
+    const std::string model = e.model;
+    {
+      auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, e.tokens, e.dim}, -1, 1, gen));
+      auto w = std::make_shared<Tensor<float>>(Tensor<float>::uniform({e.dim}, 0.5, 1.5, gen));
+      auto b = std::make_shared<Tensor<float>>(Tensor<float>::uniform({e.dim}, -0.5, 0.5, gen));
+      const double bytes = x->numel() * 4.0;
+      const std::string dims = shape_text(x->shape());
+      cases.push_back({model + " layer_norm fwd " + dims, Unit::kGbytes, 2 * bytes, [=] {
+                         cct::NoGradGuard no_grad;
+                         cct::layer_norm(*x, *w, *b);
+                       }});
+      cases.push_back({model + " layer_norm fwd+bwd " + dims, Unit::kGbytes, 5 * bytes, [=] {
+                         Tensor<float> input = *x, weight = *w, bias = *b;
+                         for (Tensor<float>* t : {&input, &weight, &bias}) {
+                           t->clear_grad();
+                           t->requires_grad_(true);
+                         }
+                         cct::layer_norm(input, weight, bias).backward(*x);
+                       }});
+    }
+    {
+      auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, e.heads, e.tokens, e.tokens}, -4, 4, gen));
+      const double bytes = x->numel() * 4.0;
+      const std::string dims = shape_text(x->shape());
+      cases.push_back({model + " softmax(-1) fwd " + dims, Unit::kGbytes, 2 * bytes, [=] {
+                         cct::NoGradGuard no_grad;
+                         cct::softmax(*x, -1);
+                       }});
+      cases.push_back({model + " softmax(-1) fwd+bwd " + dims, Unit::kGbytes, 5 * bytes, [=] {
+                         Tensor<float> input = *x;
+                         input.clear_grad();
+                         input.requires_grad_(true);
+                         cct::softmax(input, -1).backward(*x);
+                       }});
+    }
+    {
+      auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, e.tokens, e.mlp_hidden}, -3, 3, gen));
+      const double bytes = x->numel() * 4.0;
+      const std::string dims = shape_text(x->shape());
+      cases.push_back({model + " gelu fwd " + dims, Unit::kGbytes, 2 * bytes, [=] {
+                         cct::NoGradGuard no_grad;
+                         cct::gelu(*x);
+                       }});
+      cases.push_back({model + " gelu fwd+bwd " + dims, Unit::kGbytes, 5 * bytes, [=] {
+                         Tensor<float> input = *x;
+                         input.clear_grad();
+                         input.requires_grad_(true);
+                         cct::gelu(input).backward(*x);
+                       }});
+    }
+  }
+  return cases;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options options = parse(argc, argv);
+  cct::Generator gen(7);
+  const std::vector<Case> cases = make_cases(options.batch, gen);
+  std::printf("cct %s bench_ops, float32, batch %lld, %d timed runs after one warm-up, %d hardware threads\n",
+              CCT_VERSION_STRING, static_cast<long long>(options.batch), options.runs, cct::num_threads());
+  for (const Case& c : cases) {
+    if (!options.filter.empty() && c.label.find(options.filter) == std::string::npos) continue;
+    for (int threads : options.thread_counts) {
+      cct::set_num_threads(threads);
+      Case scaled = c;
+      if (scaled.work < 0) scaled.work = -scaled.work * threads;  // per-thread work (the FMA probe)
+      report(scaled, threads, time_runs(options.runs, scaled.fn));
+    }
+  }
+  return 0;
+}

@@ -90,6 +90,11 @@ expect_error "a safetensors file that is no model" "has no model config in its m
 expect_error "CIFAR-10 checkpoint on CIFAR-100 data (class count)" "has 10 classes but the data in .* has 100" "$trainer" eval --checkpoint "$ckpt" --data "$work/cifar100"
 expect_error "RGB 32x32 checkpoint on 28x28 grayscale IDX data" "takes 3x32x32 images but the data has 1x28x28" "$trainer" eval --checkpoint "$ckpt" --data "$work/idx"
 mkdir -p "$work/resume_other"
+cp "$work/c10/config.json" "$work/resume_other/"
+cp "$seeds/checkpoint/cct_tiny.safetensors" "$work/resume_other/last.safetensors"
+expect_error "--resume from a checkpoint of another model" "is a checkpoint of 'fuzz_tiny' \(cct, 1 layers.* but the model is 'cct_2_3x2_32'" \
+  "$trainer" train --resume --out "$work/resume_other"
+rm "$work/resume_other/last.safetensors"
 expect_error "--resume without a checkpoint" "no checkpoint .*last.safetensors' to resume from" "$trainer" train --resume --out "$work/resume_other"
 
 # ---- images --------------------------------------------------------------------------------------------

@@ -44,6 +44,44 @@ namespace cct::data {
 
 enum class Layout { CHW, HWC };
 
+// Images with more pixels than this are refused before decoding (67 megapixels, e.g. 8192 × 8192): a
+// few bytes of header can otherwise make the decoder allocate gigabytes.
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+
+namespace detail {
+// Guards stb_image 2.27 (Debian 12's) against a heap overflow it has on corrupt JPEGs: a Huffman table
+// (DHT segment) whose 16 code counts add up to more than 256 symbols overruns fixed 257-byte arrays
+// (fixed upstream in 2.28 by the same check). stb sees a DHT segment only after the bytes FF C4 (a
+// marker is the byte after a run of FF; entropy-coded data stuffs FF as FF 00), so walking every FF C4
+// as stb would read it, tables and all, covers whatever stb can be made to parse. Bytes past the end
+// read as 0, as stb reads them (so a walk stops there: zero counts cannot overflow). Real files hold a
+// few DHT segments; a file crafted to hold many overlapping ones is refused once the walks have read
+// 16 bytes per byte of the file (plus 1 MiB), which bounds the time spent here.
+inline bool jpeg_huffman_tables_valid(const uint8_t* bytes, size_t size) {
+  if (size < 2 || bytes[0] != 0xFF || bytes[1] != 0xD8) return true;  // not a JPEG
+  const auto at = [&](size_t i) -> int { return i < size ? bytes[i] : 0; };
+  uint64_t budget = 16 * static_cast<uint64_t>(size) + (uint64_t{1} << 20);
+  for (size_t marker = 2; marker + 1 < size; ++marker) {
+    if (bytes[marker] != 0xFF || bytes[marker + 1] != 0xC4) continue;
+    size_t pos = marker + 2;
+    int64_t remaining = (at(pos) << 8 | at(pos + 1)) - 2;
+    pos += 2;
+    while (remaining > 0 && pos < size) {
+      if (budget < 17) return false;
+      budget -= 17;
+      const int table = at(pos++);
+      if ((table >> 4) > 1 || (table & 15) > 3) break;  // stb refuses the segment itself
+      int64_t symbols = 0;
+      for (int i = 0; i < 16; ++i) symbols += at(pos++);
+      if (symbols > 256) return false;
+      pos += static_cast<size_t>(symbols);
+      remaining -= 17 + symbols;
+    }
+  }
+  return true;
+}
+}  // namespace detail
+
 // Decodes an encoded PNG, JPEG or BMP held in memory into a (C, H, W) image. channels 0 keeps the
 // file's own channel count; 1 or 3 converts (grayscale ↔ RGB; alpha is dropped). `name` is used in
 // error messages.
@@ -51,7 +89,13 @@ inline Image decode_image(const uint8_t* bytes, size_t size, int channels, const
   CCT_CHECK(channels == 0 || channels == 1 || channels == 3, "decode_image: channels must be 0, 1 or 3, got ", channels);
   if (size == 0) throw IoError("cannot decode image '" + name + "': the file is empty");
   if (size > static_cast<size_t>(INT32_MAX)) throw IoError("cannot decode image '" + name + "': file too large");
+  if (!detail::jpeg_huffman_tables_valid(bytes, size))
+    throw IoError("cannot decode image '" + name + "': corrupt JPEG (invalid Huffman tables)");
   int width = 0, height = 0, stored = 0;
+  if (stbi_info_from_memory(bytes, static_cast<int>(size), &width, &height, &stored) &&
+      static_cast<int64_t>(width) * height > kMaxImagePixels)
+    throw IoError("cannot decode image '" + name + "': " + std::to_string(width) + "x" + std::to_string(height) +
+                  " pixels exceed the limit of " + std::to_string(kMaxImagePixels));
   stbi_uc* decoded = stbi_load_from_memory(bytes, static_cast<int>(size), &width, &height, &stored, channels);
   if (!decoded) {
     const char* reason = stbi_failure_reason();

@@ -6,8 +6,11 @@
 // "training." (optimiser state, RNG state, epoch); loading a model ignores them.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../models/registry.hpp"
@@ -33,16 +36,6 @@ void save_model(const std::string& path, const models::CompactTransformer<T>& mo
   save_safetensors(path, tensors, metadata);
 }
 
-// The config stored in a checkpoint written by save_model.
-inline models::ModelConfig read_model_config(const std::string& path) {
-  const SafeTensorsReader reader(path);
-  const Metadata& metadata = reader.metadata();
-  if (!metadata.count("model"))
-    throw IoError(detail::file_prefix(path) + "has no model config in its metadata (not written by cct?); build the "
-                  "model yourself and load the weights with load_model(path, model)");
-  return models::ModelConfig::from_metadata(metadata, path);
-}
-
 namespace detail {
 inline std::string describe_config(const models::ModelConfig& c) {
   return cct::detail::concat("'", c.name, "' (", models::family_name(c.family), ", ", c.num_layers, " layers, D ",
@@ -57,7 +50,68 @@ inline bool same_architecture(const models::ModelConfig& a, const models::ModelC
                                            : a.patch_size == b.patch_size) &&
          a.positional_embedding == b.positional_embedding;
 }
+
+// A stored config is untrusted input: before a model is built from it, its sizes must be positive, its
+// ratios finite, and the model it describes must fit the file, whose tensors hold every weight. So a
+// corrupt or hostile checkpoint is refused with a message instead of making the loader allocate
+// terabytes (or cast a NaN to a size) before the tensor check would catch it. The bounds are loose:
+// the weight matrices of the encoder, head and first conv layer (a lower bound on the parameters), and
+// the first activation of one image, (image_size + 2)² × D, within 16 times the file's elements.
+inline void check_stored_config(const models::ModelConfig& c, const SafeTensorsReader& reader) {
+  const std::string prefix = file_prefix(reader.path()) + "its model config ";
+  const auto positive = [&](const char* key, int64_t value) {
+    if (value < 1) throw IoError(prefix + "has " + key + " = " + std::to_string(value) + "; it must be positive");
+  };
+  positive("num_layers", c.num_layers);
+  positive("num_heads", c.num_heads);
+  positive("embedding_dim", c.embedding_dim);
+  positive("image_size", c.image_size);
+  positive("in_channels", c.in_channels);
+  positive("num_classes", c.num_classes);
+  if (c.family == models::Family::kCCT) {
+    positive("kernel_size", c.kernel_size);
+    positive("num_conv_layers", c.num_conv_layers);
+  } else {
+    positive("patch_size", c.patch_size);
+  }
+  if (!(std::isfinite(c.mlp_ratio) && c.mlp_ratio > 0 && c.mlp_ratio <= 64))
+    throw IoError(prefix + "has mlp_ratio = " + std::to_string(c.mlp_ratio) + "; it must be in (0, 64]");
+  for (const auto& [key, p] : {std::pair<const char*, double>{"dropout", c.dropout},
+                               {"attention_dropout", c.attention_dropout},
+                               {"stochastic_depth", c.stochastic_depth}})
+    if (!(p >= 0 && p <= 1)) throw IoError(prefix + "has " + key + " = " + std::to_string(p) + "; it must be in [0, 1]");
+
+  double file_elements = 0;
+  for (const TensorInfo& info : reader.tensors()) file_elements += static_cast<double>(info.numel);
+  const double D = static_cast<double>(c.embedding_dim), L = static_cast<double>(c.num_layers);
+  const double hidden = std::floor(D * c.mlp_ratio);
+  double weights = L * (4 * D * D + 2 * D * hidden) + D * static_cast<double>(c.num_classes);
+  const double channels = static_cast<double>(c.in_channels);
+  if (c.family == models::Family::kCCT) {
+    const double k2 = static_cast<double>(c.kernel_size) * static_cast<double>(c.kernel_size);
+    weights += channels * k2 * std::min(64.0, D) + static_cast<double>(c.num_conv_layers - 1) * 64 * k2 * std::min(64.0, D);
+  } else {
+    weights += channels * static_cast<double>(c.patch_size) * static_cast<double>(c.patch_size) * D;
+  }
+  const double side = static_cast<double>(c.image_size) + 2;
+  if (weights > file_elements || side * side * D > 16 * file_elements)
+    throw IoError(prefix + "describes " + describe_config(c) + ", a model larger than the " +
+                  cct::detail::concat(static_cast<int64_t>(file_elements)) +
+                  " elements the file holds: the metadata is corrupt");
+}
 }  // namespace detail
+
+// The config stored in a checkpoint written by save_model, checked against the file (see above).
+inline models::ModelConfig read_model_config(const std::string& path) {
+  const SafeTensorsReader reader(path);
+  const Metadata& metadata = reader.metadata();
+  if (!metadata.count("model"))
+    throw IoError(detail::file_prefix(path) + "has no model config in its metadata (not written by cct?); build the "
+                  "model yourself and load the weights with load_model(path, model)");
+  const models::ModelConfig config = models::ModelConfig::from_metadata(metadata, path);
+  detail::check_stored_config(config, reader);
+  return config;
+}
 
 // Loads weights into an existing model. Strict: the file must hold exactly the model's tensors (training
 // entries aside) with the same shapes, else one IoError names the file and every offending tensor; and a

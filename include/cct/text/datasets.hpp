@@ -392,6 +392,9 @@ inline TextDataset read_ag_news_subset(const std::string& path, const AgNewsOpti
 }
 
 // ---- "label sentence" files (MR, SST-1, SST-2, Subj, CR, MPQA) -----------------------------------------
+// The largest label a label-sentence file may use when no class names are given.
+inline constexpr int64_t kMaxUnnamedLabel = 9999;
+
 struct LabelSentenceOptions {
   Encoding encoding = Encoding::kAuto;
   // Names of classes 0..K-1. Empty: "0", "1", ... up to the largest label in the file.
@@ -418,6 +421,12 @@ inline TextDataset read_label_sentence_file(const std::string& path, const Label
     if (!options.class_names.empty() && label >= static_cast<int64_t>(options.class_names.size()))
       detail::fail_at(what, path, number, "label " + std::to_string(label) + " is out of range for the " +
                                               std::to_string(options.class_names.size()) + " class names given");
+    // Without names every label up to the largest becomes a class, so one corrupt line must not ask for
+    // a billion of them.
+    if (options.class_names.empty() && label > kMaxUnnamedLabel)
+      detail::fail_at(what, path, number, "label " + std::to_string(label) + " is above " +
+                                              std::to_string(kMaxUnnamedLabel) +
+                                              ", the largest a file may use without class names (give class_names)");
     largest = std::max(largest, label);
     data.texts.push_back(detail::decode(sentence, options.encoding, what, path, number));
     data.labels.push_back(label);

@@ -39,7 +39,8 @@ if command -v ccache >/dev/null; then
   configure_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 echo "== [sanitizers] configure $build_dir (ASan + UBSan, -O1 -g)"
-cmake "${configure_args[@]}" > "$build_dir.configure.log" 2>&1 || { cat "$build_dir.configure.log"; exit 1; }
+mkdir -p "$build_dir"
+cmake "${configure_args[@]}" > "$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log"; exit 1; }
 
 echo "== [sanitizers] build with $jobs jobs$([ $fast -eq 1 ] && echo " (fast subset: ${fast_targets[*]})")"
 t=$(date +%s)
@@ -48,7 +49,7 @@ build_args=(--build "$build_dir" -j "$jobs")
 nice -n "$nice_level" cmake "${build_args[@]}"
 build_s=$(( $(date +%s) - t ))
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1:detect_invalid_pointer_pairs=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export CCT_STORAGE_CACHE_MB=0
 

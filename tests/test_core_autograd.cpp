@@ -241,6 +241,9 @@ TEST_CASE("autograd: a long chain is freed without recursion", "[autograd]") {
 }
 
 TEST_CASE("storage cache reuses freed large blocks and can be emptied", "[tensor][storage]") {
+  // The limit may come from CCT_STORAGE_CACHE_MB (the sanitizer runs set 0); this test needs caching on.
+  const size_t environment_limit = cct::detail::StorageCache::instance().limit();
+  cct::set_storage_cache_limit(size_t(8) << 30);
   cct::empty_storage_cache();
   const float* first = nullptr;
   {
@@ -265,4 +268,5 @@ TEST_CASE("storage cache reuses freed large blocks and can be emptied", "[tensor
   // Small tensors never enter the cache.
   { auto small = Tensor<float>::zeros({16}); }
   CHECK(cct::storage_cache_bytes() == 0);
+  cct::set_storage_cache_limit(environment_limit);
 }

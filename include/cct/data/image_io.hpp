@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -58,7 +59,10 @@ namespace detail {
 // few DHT segments; a file crafted to hold many overlapping ones is refused once the walks have read
 // 16 bytes per byte of the file (plus 1 MiB), which bounds the time spent here.
 inline bool jpeg_huffman_tables_valid(const uint8_t* bytes, size_t size) {
-  if (size < 2 || bytes[0] != 0xFF || bytes[1] != 0xD8) return true;  // not a JPEG
+  // stb reads a JPEG when the file starts with its SOI marker: FF D8, after any number of FF fill bytes.
+  size_t start = 0;
+  while (start < size && bytes[start] == 0xFF) ++start;
+  if (start == 0 || start >= size || bytes[start] != 0xD8) return true;  // not a JPEG
   const auto at = [&](size_t i) -> int { return i < size ? bytes[i] : 0; };
   uint64_t budget = 16 * static_cast<uint64_t>(size) + (uint64_t{1} << 20);
   for (size_t marker = 2; marker + 1 < size; ++marker) {
@@ -80,6 +84,32 @@ inline bool jpeg_huffman_tables_valid(const uint8_t* bytes, size_t size) {
   }
   return true;
 }
+
+// stb_image reads the missing pixel rows of a truncated BMP as zeros, so a 500-byte file may claim
+// millions of pixels. An uncompressed BMP (or one with bit fields) must hold its rows: at least all but
+// the last, which some writers leave unpadded. Other BMPs (RLE, unknown headers) are left to stb.
+inline bool bmp_holds_its_pixels(const uint8_t* bytes, size_t size) {
+  if (size < 26 || bytes[0] != 'B' || bytes[1] != 'M') return true;
+  const auto u32 = [&](size_t i) -> uint32_t {
+    return uint32_t{bytes[i]} | uint32_t{bytes[i + 1]} << 8 | uint32_t{bytes[i + 2]} << 16 | uint32_t{bytes[i + 3]} << 24;
+  };
+  const auto u16 = [&](size_t i) -> uint32_t { return uint32_t{bytes[i]} | uint32_t{bytes[i + 1]} << 8; };
+  const uint32_t offset = u32(10), header = u32(14);
+  int64_t width = 0, height = 0, bits = 0;
+  if (header == 12) {  // OS/2 BITMAPCOREHEADER: 16-bit sizes
+    width = u16(18), height = u16(20), bits = u16(24);
+  } else if (header >= 40 && size >= 34) {
+    width = static_cast<int32_t>(u32(18)), height = static_cast<int32_t>(u32(22)), bits = u16(28);
+    const uint32_t compression = u32(30);
+    if (compression != 0 && compression != 3) return true;  // RLE and others: stb decides
+  } else {
+    return true;
+  }
+  if (height < 0) height = -height;  // top-down rows
+  if (width <= 0 || height == 0 || bits <= 0) return true;  // stb refuses these itself
+  const double row_bytes = std::ceil(static_cast<double>(width) * static_cast<double>(bits) / 32.0) * 4.0;
+  return static_cast<double>(size) >= static_cast<double>(offset) + row_bytes * static_cast<double>(height - 1);
+}
 }  // namespace detail
 
 // Decodes an encoded PNG, JPEG or BMP held in memory into a (C, H, W) image. channels 0 keeps the
@@ -91,6 +121,8 @@ inline Image decode_image(const uint8_t* bytes, size_t size, int channels, const
   if (size > static_cast<size_t>(INT32_MAX)) throw IoError("cannot decode image '" + name + "': file too large");
   if (!detail::jpeg_huffman_tables_valid(bytes, size))
     throw IoError("cannot decode image '" + name + "': corrupt JPEG (invalid Huffman tables)");
+  if (!detail::bmp_holds_its_pixels(bytes, size))
+    throw IoError("cannot decode image '" + name + "': truncated BMP (the file is shorter than its pixel rows)");
   int width = 0, height = 0, stored = 0;
   if (stbi_info_from_memory(bytes, static_cast<int>(size), &width, &height, &stored) &&
       static_cast<int64_t>(width) * height > kMaxImagePixels)

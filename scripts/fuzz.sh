@@ -36,10 +36,10 @@ fi
 mkdir -p "$fuzz_dir"
 binary="$fuzz_dir/cct_fuzz"
 # Rebuild when any header or the driver is newer than the binary.
-if [ ! -x "$binary" ] || [ -n "$(find include fuzz -newer "$binary" \( -name '*.hpp' -o -name '*.cpp' \) -print -quit)" ]; then
+if [ ! -x "$binary" ] || [ -n "$(find include fuzz scripts/fuzz.sh -newer "$binary" \( -name '*.hpp' -o -name '*.cpp' -o -name fuzz.sh \) -print -quit)" ]; then
   echo "[fuzz] building $binary with $cxx"
   nice -n "$nice_level" "$cxx" -std=c++17 -O1 -g -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=shift-exponent \
     -Iinclude -isystem /usr/include/eigen3 fuzz/fuzz_main.cpp -lz -o "$binary"
 fi
 
@@ -59,7 +59,8 @@ for target in "${targets[@]}"; do
   set +e
   # shellcheck disable=SC2086
   CCT_FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CCT_STORAGE_CACHE_MB=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$repo_root/fuzz/ubsan_suppressions.txt \
+    CCT_STORAGE_CACHE_MB=0 \
     nice -n "$nice_level" "$binary" -rss_limit_mb=2048 -timeout=10 -max_total_time="$seconds" \
     -print_final_stats=1 -artifact_prefix="$artifacts/" ${CCT_FUZZ_FLAGS:-} "$corpus" "fuzz/corpus/$target" \
     > "$log" 2>&1

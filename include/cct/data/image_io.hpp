@@ -86,8 +86,8 @@ inline bool jpeg_huffman_tables_valid(const uint8_t* bytes, size_t size) {
 }
 
 // stb_image reads the missing pixel rows of a truncated BMP as zeros, so a 500-byte file may claim
-// millions of pixels. An uncompressed BMP (or one with bit fields) must hold its rows: at least all but
-// the last, which some writers leave unpadded. Other BMPs (RLE, unknown headers) are left to stb.
+// millions of pixels. A BMP stb reads as raw rows (every compression code but RLE's 1 and 2) must hold
+// them: at least all but the last, which some writers leave unpadded. Unknown headers are left to stb.
 inline bool bmp_holds_its_pixels(const uint8_t* bytes, size_t size) {
   if (size < 26 || bytes[0] != 'B' || bytes[1] != 'M') return true;
   const auto u32 = [&](size_t i) -> uint32_t {
@@ -101,7 +101,7 @@ inline bool bmp_holds_its_pixels(const uint8_t* bytes, size_t size) {
   } else if (header >= 40 && size >= 34) {
     width = static_cast<int32_t>(u32(18)), height = static_cast<int32_t>(u32(22)), bits = u16(28);
     const uint32_t compression = u32(30);
-    if (compression != 0 && compression != 3) return true;  // RLE and others: stb decides
+    if (compression == 1 || compression == 2) return true;  // RLE: stb refuses it; it reads any other as raw rows
   } else {
     return true;
   }

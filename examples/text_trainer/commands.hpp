@@ -27,27 +27,30 @@
 
 namespace cct::text_trainer {
 
-// Defaults: the best TREC recipe found on a 2-core CPU (README of this folder / the final report);
-// one run takes a few minutes.
+// Defaults: the best TREC recipe found on a 2-core CPU: text_cct_2_k4 with random 300-d word vectors,
+// 32 words (TREC questions average 10; 6 of 5,452 are longer), words seen at least twice (the others
+// train "<unk>", which the test set's unseen words then map to), dropout 0.2 and weight decay 0.3
+// against over-fitting, 20 epochs: 88.0% TREC test accuracy, about 1 minute of compute per 10 epochs
+// on 2 free cores. AG News sentences average 45 words: use --seq-len 64 there.
 struct TrainOptions {
   std::string dataset = "trec";
   std::string data_dir;
   std::string model = "text_cct_2_k4";
-  int64_t seq_len = 64;
+  int64_t seq_len = 32;
   int64_t embedding_dim = 300;  // word vector size without --glove (with it: the file's)
   std::string glove;
   bool freeze_embeddings = false;
-  int64_t min_freq = 1;
+  int64_t min_freq = 2;
   int64_t max_vocab = 0;
   std::string positional_embedding = "sine";
-  double dropout = 0.0;
+  double dropout = 0.2;
   double attention_dropout = 0.1;
   double stochastic_depth = 0.1;
-  int64_t epochs = 30;
+  int64_t epochs = 20;
   int64_t batch_size = 64;
   double lr = 1e-3;
   double min_lr = 1e-5;
-  double weight_decay = 0.05;
+  double weight_decay = 0.3;
   int64_t warmup_epochs = 2;
   double label_smoothing = 0.1;
   double clip_grad = 0.0;

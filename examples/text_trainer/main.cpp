@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--model", train.model,
                         "text model: text_cct_{2,4,6}_k{1,2,4}, text_cvt_{2,4,6}, text_vit_{2,4,6}")
       ->capture_default_str();
-  train_cmd->add_option("--seq-len", train.seq_len, "words per sentence (longer ones are cut, shorter padded)")
+  train_cmd->add_option("--seq-len", train.seq_len, "words per sentence (longer ones are cut, shorter padded; 64 for AG News)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   train_cmd->add_option("--embedding-dim", train.embedding_dim, "word vector size without --glove")

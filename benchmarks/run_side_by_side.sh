@@ -6,10 +6,11 @@
 #
 # 1. Builds bench_model, bench_ops and bench_matmul in Release with -march=native (incrementally) in
 #    $CCT_BENCH_BUILD_DIR (default: build-bench/ in the repository).
-# 2. Installs Debian's libopenblas0-openmp and libjemalloc2 with apt-get when they are missing (saying
-#    so), for the tuned PyTorch configuration. Installing OpenBLAS would switch the system's default
-#    libblas.so.3/liblapack.so.3 alternatives to it; they are set back to what they were, so that
-#    "PyTorch as installed" stays what the machine had before.
+# 2. Installs Debian's libopenblas0-pthread (what `apt-get install python3-torch` brings in as a
+#    recommendation: "PyTorch as installed"), libopenblas0-openmp and libjemalloc2 (the tuned
+#    configuration) with apt-get when they are missing, saying so. apt would switch the system's default
+#    libblas.so.3/liblapack.so.3 alternatives; they are set back to what they were. Each PyTorch
+#    configuration picks its BLAS with LD_LIBRARY_PATH, so the system default does not matter.
 # 3. Waits (up to 10 minutes, checking every 30 s) until no other process keeps the CPU busy.
 # 4. For each model and thread count, runs `rounds` rounds of: ours (bench_model), PyTorch as installed
 #    (torch_twin.py), PyTorch tuned (torch_twin.py --tuned with OpenMP OpenBLAS via LD_LIBRARY_PATH,
@@ -29,6 +30,7 @@ TORCH_PYTHON=${TORCH_PYTHON:-/usr/bin/python3}
 PYTHON=/usr/bin/python3  # the table formatting needs only the standard library
 [[ -x $PYTHON ]] || PYTHON=python3
 OPENBLAS_OPENMP_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_PTHREAD_DIR=/usr/lib/x86_64-linux-gnu/openblas-pthread
 JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 MALLOC_CONF_TUNED="oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
@@ -73,6 +75,11 @@ iterations_for() {
 log() { echo "[side-by-side] $*" >&2; }
 
 # ---- 1. build ---------------------------------------------------------------------------------------
+# The version measured is what is built now (the tables say so even if the tree changes meanwhile).
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain -- include 2>/dev/null) ]]; then
+  commit="$commit + uncommitted changes under include/"
+fi
 log "building the benchmarks (Release, -march=native) in $BUILD_DIR"
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCCT_NATIVE=ON -DCCT_BUILD_BENCHMARKS=ON \
   -DCCT_BUILD_TESTS=OFF -DCCT_BUILD_EXAMPLES=OFF >/dev/null
@@ -93,7 +100,7 @@ alternative_value() { update-alternatives --query "$1" 2>/dev/null | awk '/^Valu
 HAVE_TUNED=0
 if [[ $HAVE_TORCH == 1 ]]; then
   missing=()
-  for package in libopenblas0-openmp libjemalloc2; do package_installed "$package" || missing+=("$package"); done
+  for package in libopenblas0-pthread libopenblas0-openmp libjemalloc2; do package_installed "$package" || missing+=("$package"); done
   if [[ ${#missing[@]} -gt 0 && $INSTALL == 1 ]]; then
     log "installing ${missing[*]} with apt-get (needed for the tuned PyTorch configuration)"
     blas_before=$(alternative_value libblas.so.3-x86_64-linux-gnu)
@@ -120,11 +127,19 @@ if [[ $HAVE_TORCH == 1 ]]; then
   fi
   if [[ -e $OPENBLAS_OPENMP_DIR/libblas.so.3 && -e $JEMALLOC ]]; then HAVE_TUNED=1; fi
 fi
+# "As installed": the OpenBLAS pthreads build that python3-torch's recommendations install; where it is
+# missing (installed with --no-install-recommends and apt failed), whatever libblas.so.3 the system has.
+INSTALLED_LIBRARY_PATH=""
+if [[ -e $OPENBLAS_PTHREAD_DIR/libblas.so.3 ]]; then
+  INSTALLED_LIBRARY_PATH=$OPENBLAS_PTHREAD_DIR
+elif [[ $HAVE_TORCH == 1 ]]; then
+  log "libopenblas0-pthread is missing: PyTorch as installed uses the system's default libblas.so.3"
+fi
 
 TORCH_LIB=""
 if [[ $HAVE_TORCH == 1 ]]; then
   TORCH_LIB=$("$TORCH_PYTHON" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib', 'libtorch_cpu.so'))")
-  log "PyTorch as installed resolves $(ldd "$TORCH_LIB" | awk '/libblas/ {print $1, $2, $3}')"
+  log "PyTorch as installed resolves $(LD_LIBRARY_PATH=$INSTALLED_LIBRARY_PATH ldd "$TORCH_LIB" | awk '/libblas/ {print $1, $2, $3}')"
   if [[ $HAVE_TUNED == 1 ]]; then
     log "PyTorch tuned resolves $(LD_LIBRARY_PATH=$OPENBLAS_OPENMP_DIR ldd "$TORCH_LIB" | awk '/libblas/ {print $1, $2, $3}')"
   fi
@@ -219,7 +234,8 @@ for model in $MODELS; do
                 --budget-s "$budget")
         case $config in
           ours) run_config ours "$threads" "$ALL" "$BENCH_MODEL" "${common[@]}" ;;
-          torch) run_config torch "$threads" "$ALL" "$TORCH_PYTHON" "$ROOT/benchmarks/torch_twin.py" "${common[@]}" ;;
+          torch) run_config torch "$threads" "$ALL" env LD_LIBRARY_PATH="$INSTALLED_LIBRARY_PATH" \
+                   "$TORCH_PYTHON" "$ROOT/benchmarks/torch_twin.py" "${common[@]}" ;;
           tuned) run_config tuned "$threads" "$ALL" env LD_LIBRARY_PATH="$OPENBLAS_OPENMP_DIR" LD_PRELOAD="$JEMALLOC" \
                    MALLOC_CONF="$MALLOC_CONF_TUNED" "$TORCH_PYTHON" "$ROOT/benchmarks/torch_twin.py" --tuned "${common[@]}" ;;
         esac
@@ -231,10 +247,6 @@ done
 elapsed=$(( $(date +%s) - started ))
 
 # ---- 5. the tables -------------------------------------------------------------------------------------
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- include 2>/dev/null) ]]; then
-  commit="$commit + uncommitted changes under include/"
-fi
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 header="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on ${cpu_model} ($(nproc) CPUs), cct ${commit}, batch ${BATCH}, ${ROUNDS} round(s), ${elapsed} s in all."
 "$PYTHON" - "$ALL" "$header" <<'PY' | tee "$OUTPUT"

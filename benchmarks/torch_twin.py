@@ -13,8 +13,9 @@ backward, AdamW (lr 5e-4, weight decay 0.05 on parameters of rank >= 2 except bi
 as cct's param_groups_no_decay_for_1d). Random N(0, 1) images and random labels.
 
 Two configurations:
-  as installed  Debian's python3-torch with whatever the system gives it (the default libblas.so.3
-                alternative, glibc malloc, NCHW tensors).
+  as installed  Debian's python3-torch with the libblas.so.3 the dynamic loader finds (run_side_by_side.sh
+                points it at the OpenBLAS pthreads build that python3-torch's recommendations install),
+                glibc malloc, NCHW tensors.
   --tuned       the OpenMP build of OpenBLAS (Debian package libopenblas0-openmp) in front of the system BLAS
                 through LD_LIBRARY_PATH, jemalloc (libjemalloc2) preloaded with
                 MALLOC_CONF=oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1, and the model and

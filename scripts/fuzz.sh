@@ -8,8 +8,9 @@
 # input in $CCT_FUZZ_DIR/artifacts/<target>/; after fixing the reader, copy it to
 # fuzz/regressions/<target>/ so that ctest (test_fuzz_regressions) replays it forever.
 # Needs clang++ and its libFuzzer runtime (Debian: clang, libclang-rt-14-dev; installed if missing).
-# Environment: CCT_FUZZ_DIR (default build-fuzz), CCT_FUZZ_NICE (default 10), CCT_FUZZ_FLAGS (extra
-# libFuzzer flags, e.g. -jobs=2 or -max_len=8192). Exit code: 1 when any target found a problem.
+# Environment: CCT_FUZZ_DIR (default build-fuzz), CCT_FUZZ_NICE (default 10), CCT_FUZZ_PARALLEL (targets
+# fuzzed at once, default 1; one core each), CCT_FUZZ_FLAGS (extra libFuzzer flags, e.g. -max_len=8192).
+# Exit code: 1 when any target found a problem.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,37 +49,61 @@ if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDI
 
 summary="$fuzz_dir/summary.txt"
 : > "$summary"
-failed=0
+results="$fuzz_dir/results"
+rm -rf "$results"
+mkdir -p "$results"
 for target in "${targets[@]}"; do
   [ -d "fuzz/corpus/$target" ] || { echo "[fuzz] unknown target '$target' (no fuzz/corpus/$target)" >&2; exit 2; }
-  corpus="$fuzz_dir/corpus/$target"
-  artifacts="$fuzz_dir/artifacts/$target"
+done
+
+# run_target TARGET: fuzzes one target for $seconds and writes its one-line verdict to $results/TARGET.
+run_target() {
+  local target=$1
+  local corpus="$fuzz_dir/corpus/$target" artifacts="$fuzz_dir/artifacts/$target" log="$fuzz_dir/$target.log"
   mkdir -p "$corpus" "$artifacts"
-  log="$fuzz_dir/$target.log"
   echo "[fuzz] $target for $seconds s (log: $log)"
-  set +e
+  local status=0 started
+  started=$(date +%s)
   # shellcheck disable=SC2086
   CCT_FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$repo_root/fuzz/ubsan_suppressions.txt \
     CCT_STORAGE_CACHE_MB=0 \
     nice -n "$nice_level" "$binary" -rss_limit_mb=2048 -timeout=10 -max_total_time="$seconds" \
     -print_final_stats=1 -artifact_prefix="$artifacts/" ${CCT_FUZZ_FLAGS:-} "$corpus" "fuzz/corpus/$target" \
-    > "$log" 2>&1
-  status=$?
-  set -e
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
+    > "$log" 2>&1 || status=$?
+  local wall=$(( $(date +%s) - started ))
+  local runs cov corpus_size line
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)  || true
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*' || true)
   corpus_size=$(find "$corpus" -type f | wc -l)
   if [ $status -eq 0 ]; then
-    line="$target: ok, ${runs:-?} executions, coverage ${cov:-?} edges, corpus $corpus_size inputs"
+    line="$target: ok, ${runs:-?} executions in ${wall} s, coverage ${cov:-?} edges, corpus $corpus_size inputs"
   else
-    failed=1
+    local reason
     reason=$(grep -m 1 -E '^==[0-9]+==ERROR|runtime error|ALARM|out-of-memory|uncaught|deadly signal' "$log" || echo "exit $status")
     line="$target: FINDING after ${runs:-?} executions: $reason (input in $artifacts/)"
   fi
   echo "[fuzz] $line"
-  echo "$line" >> "$summary"
+  echo "$line" > "$results/$target"
+}
+
+# Targets run in $CCT_FUZZ_PARALLEL lanes at once (default 1); each target is one libFuzzer process.
+lanes=${CCT_FUZZ_PARALLEL:-1}
+running=0
+for target in "${targets[@]}"; do
+  if [ "$running" -ge "$lanes" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  run_target "$target" &
+  running=$((running + 1))
 done
+wait || true
+failed=0
+for target in "${targets[@]}"; do
+  if [ -f "$results/$target" ]; then cat "$results/$target" >> "$summary"; else echo "$target: no result" >> "$summary"; fi
+done
+grep -qv ': ok,' "$summary" && failed=1
 echo
 echo "[fuzz] summary ($seconds s per target):"
 cat "$summary"

@@ -121,6 +121,29 @@ TEST_CASE("activation forward values", "[ops][activation]") {
   REQUIRE(s == std::vector<double>{0.5, 0.0, 1.0});
 }
 
+TEST_CASE("the vectorised gelu and its gradient agree with the scalar reference in float", "[ops][activation]") {
+  // Every 1/64 over [-12, 12] plus the ends of float's range. Both forms compute 1 + erf(x/√2) in float,
+  // so the error allowed is a few ulp of 1 (8 · 2⁻²³) scaled by |x|, not relative to the (tiny) result.
+  std::vector<float> values;
+  for (int i = -768; i <= 768; ++i) values.push_back(static_cast<float>(i) / 64.0f);
+  for (float v : {-1e30f, -100.0f, -7.5f, 1e-30f, -1e-30f, 7.5f, 100.0f, 1e30f}) values.push_back(v);
+  auto x = Tensor<float>::from_vector(values).requires_grad_(true);
+  auto y = cct::gelu(x);
+  y.backward(Tensor<float>::ones(y.shape()));
+  const auto out = y.to_vector(), grad = x.grad().to_vector();
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double v = values[i];
+    const double expected = cct::gelu_value(v), expected_grad = cct::gelu_derivative(v);
+    INFO("x = " << v);
+    const double tolerance = 8 * 1.1920929e-7 * std::max(1.0, std::abs(v));
+    REQUIRE(std::abs(out[i] - expected) <= tolerance);
+    REQUIRE(std::abs(grad[i] - expected_grad) <= tolerance);
+  }
+  const auto nan = cct::gelu(Tensor<float>::from_vector({std::nanf(""), 1.0f})).to_vector();
+  REQUIRE(std::isnan(nan[0]));
+  REQUIRE(nan[1] == Approx(0.8413447f));
+}
+
 TEST_CASE("gradients of elementwise ops match finite differences", "[ops][elementwise][gradcheck]") {
   const std::vector<std::pair<Shape, Shape>> shapes = {
       {{3, 4}, {3, 4}}, {{2, 3, 5}, {5}}, {{2, 1, 4}, {3, 1}}, {{1}, {2, 3}}, {{}, {3}}};

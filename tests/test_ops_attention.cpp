@@ -307,3 +307,29 @@ TEST_CASE("multi_head_attention errors name the problem", "[ops][attention]") {
                       Catch::Contains("key_padding_mask") && Catch::Contains("(6,)"));
   REQUIRE_THROWS_WITH(cct::multi_head_attention(qkv, heads(2, 1.5, true)), Catch::Contains("dropout"));
 }
+
+TEST_CASE("inference attention (no graph, no probabilities kept) equals the recording path", "[ops][attention]") {
+  // Without a graph the op keeps one (N, N) block per thread instead of all B·H of them; the
+  // arithmetic is the same, so the outputs must be identical, with and without a padding mask.
+  const int64_t B = 3, N = 9, D = 8, H = 2;
+  auto qkv = random_leaf({B, N, 3 * D}, 57, -4.0, 4.0).to<float>().requires_grad_(true);
+  const auto mask = make_mask({B, N}, {1, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                       1, 0, 1, 1, 0, 1, 1, 0, 0,  //
+                                       0, 0, 0, 0, 0, 0, 0, 0, 0});
+  for (const bool masked : {false, true}) {
+    INFO("masked: " << masked);
+    const Mask used = masked ? mask : Mask();
+    const auto recorded = cct::multi_head_attention(qkv, heads(H), used);
+    REQUIRE(recorded.requires_grad());
+    Tensor<float> inferred;
+    {
+      cct::NoGradGuard no_grad;
+      inferred = cct::multi_head_attention(qkv, heads(H), used);
+    }
+    REQUIRE_FALSE(inferred.requires_grad());
+    REQUIRE(inferred.to_vector() == recorded.detach().to_vector());
+    if (masked)  // the fully padded sequence attends to nothing
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t c = 0; c < D; ++c) REQUIRE(inferred(2, j, c) == 0.0f);
+  }
+}

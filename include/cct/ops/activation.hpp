@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "elementwise.hpp"
+#include "kernels/vector_math.hpp"
 
 namespace cct {
 
@@ -30,12 +31,21 @@ T gelu_derivative(T x) {
   return cdf + x * pdf;
 }
 
+// gelu_value and gelu_derivative are the scalar reference; the op runs the vectorised kernels of
+// kernels/vector_math.hpp (the same formulas, a few ulp apart in float).
 template <typename T>
 Tensor<T> gelu(const Tensor<T>& x) {
-  Tensor<T> out = detail::map(x, [](T v) { return gelu_value(v); });
+  Tensor<T> out = Tensor<T>::empty(x.shape());
+  parallel_for(0, x.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    kernels::gelu_forward(x.data() + begin, out.data() + begin, end - begin);
+  });
   if (autograd::any_requires_grad<T>({&x}))
     autograd::record<T>("gelu", out, {x}, [x = x.detach()](const Tensor<T>& g, const autograd::NeedsGrad&) {
-      return autograd::GradList<T>{detail::zip(g, x, [](T gv, T xv) { return gv * gelu_derivative(xv); })};
+      Tensor<T> grad_x = Tensor<T>::empty(x.shape());
+      parallel_for(0, x.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+        kernels::gelu_backward(g.data() + begin, x.data() + begin, grad_x.data() + begin, end - begin);
+      });
+      return autograd::GradList<T>{grad_x};
     });
   return out;
 }

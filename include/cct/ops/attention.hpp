@@ -19,6 +19,7 @@
 
 #include "../autograd/node.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/vector_math.hpp"
 
 namespace cct {
 
@@ -73,31 +74,43 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
     drop.base = gen.reserve(static_cast<uint64_t>(B * H * N * N));
   }
 
-  Tensor<T> probabilities = Tensor<T>::empty({B, H, N, N});
+  // Backward (and a caller who asks for them) needs every probability; plain inference keeps only one
+  // (N, N) block per thread, which stays in cache instead of streaming B·H·N² values through memory.
+  const bool recording = autograd::any_requires_grad<T>({&qkv});
+  const bool keep_probabilities = recording || probabilities_out != nullptr;
+  Tensor<T> probabilities = keep_probabilities ? Tensor<T>::empty({B, H, N, N}) : Tensor<T>();
   Tensor<T> out = Tensor<T>::empty({B, N, D});
   const T* base_qkv = qkv.data();
   const uint8_t* mask = masked ? key_padding_mask.data() : nullptr;
   parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
     // Scratch from the storage cache (no page faults per step).
     const Tensor<T> dropped = drop.active() ? Tensor<T>::empty({N * N}) : Tensor<T>();
+    const Tensor<T> scores = keep_probabilities ? Tensor<T>() : Tensor<T>::empty({N * N});
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / H, h = task % H;
       const T* q = base_qkv + b * N * row + h * hd;
       const T* k = q + D;
       const T* v = q + 2 * D;
-      T* P = probabilities.data() + task * N * N;
+      T* P = keep_probabilities ? probabilities.data() + task * N * N : scores.data();
       // S = q kᵀ · scale, then a row softmax over the keys.
       kernels::gemm_serial<T>(false, true, N, N, hd, scale, q, row, k, row, T(0), P, N);
       for (int64_t i = 0; i < N; ++i) {
         T* p_row = P + i * N;
-        T max_value = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < N; ++j)
-          if (!mask || mask[b * N + j]) max_value = std::max(max_value, p_row[j]);
-        T sum = 0;
-        for (int64_t j = 0; j < N; ++j) {
-          const T e = (!mask || mask[b * N + j]) ? std::exp(p_row[j] - max_value) : T(0);
-          p_row[j] = e;
-          sum += e;
+        constexpr T minus_infinity = -std::numeric_limits<T>::infinity();
+        if (mask)
+          for (int64_t j = 0; j < N; ++j)
+            if (!mask[b * N + j]) p_row[j] = minus_infinity;
+        T max_value = minus_infinity;
+        for (int64_t j = 0; j < N; ++j) max_value = std::max(max_value, p_row[j]);
+        if (max_value == minus_infinity) max_value = T(0);  // every key masked: no −∞ − (−∞)
+        T sum = kernels::exp_shifted_sum(p_row, N, max_value);
+        if (mask) {
+          // Padded keys get exactly zero weight (the SIMD exp of −∞ is a tiny denormal, not 0).
+          sum = T(0);
+          for (int64_t j = 0; j < N; ++j) {
+            if (!mask[b * N + j]) p_row[j] = T(0);
+            sum += p_row[j];
+          }
         }
         const T inv = sum > T(0) ? T(1) / sum : T(0);  // a row with every key masked attends to nothing
         for (int64_t j = 0; j < N; ++j) p_row[j] *= inv;
@@ -113,11 +126,11 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
     }
   });
   if (probabilities_out) *probabilities_out = probabilities.detach();
+  if (!recording) return out;
 
   // ∂v = Pdᵀ g;  ∂Pd = g vᵀ;  ∂P = ∂Pd ⊙ dropout;  ∂S = P ⊙ (∂P − rowsum(∂P ⊙ P));
   // ∂q = ∂S k · scale;  ∂k = ∂Sᵀ q · scale.
-  if (autograd::any_requires_grad<T>({&qkv}))
-    autograd::record<T>(
+  autograd::record<T>(
         "multi_head_attention", out, {qkv},
         [qkv = qkv.detach(), probabilities, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
           const int64_t row = 3 * D;

@@ -24,31 +24,28 @@ namespace cct {
 
 namespace detail {
 
-// The maximum of plane[h, w] over [h_begin, h_end) × [w_begin, w_end) (non-empty), and in `index` the
-// flat index of its first occurrence (of the first NaN when there is one: NaN is the maximum).
-// Two passes without data-dependent branches: on real data a running "new maximum?" branch is
-// unpredictable, and its mispredictions cost more than reading the few window elements twice.
+// The running maximum updated with `candidate`: a NaN wins (NaN is the maximum), a tie keeps `current`
+// (PyTorch's rule), and there is no branch, so loops over rows vectorise.
 template <typename T>
-T window_max(const T* plane, int64_t width, int64_t h_begin, int64_t h_end, int64_t w_begin, int64_t w_end,
-             int64_t& index) {
-  T best = plane[h_begin * width + w_begin];
-  bool has_nan = false;
-  for (int64_t h = h_begin; h < h_end; ++h)
-    for (int64_t w = w_begin; w < w_end; ++w) {
-      const T value = plane[h * width + w];
-      best = value > best ? value : best;
-      has_nan |= value != value;
-    }
-  if (has_nan) best = std::numeric_limits<T>::quiet_NaN();
-  // Scanning backwards and keeping every match leaves the first one.
-  index = h_begin * width + w_begin;
+inline T nan_max(T current, T candidate) {
+  return (candidate > current || candidate != candidate) ? candidate : current;
+}
+
+// The flat index of the first element of plane[h, w] over [h_begin, h_end) × [w_begin, w_end) equal to
+// `best` (the first NaN when best is NaN). Scanning backwards and keeping every match leaves the first
+// one, with no data-dependent branch: on real data a "found it?" branch is unpredictable.
+template <typename T>
+int64_t window_argmax(const T* plane, int64_t width, int64_t h_begin, int64_t h_end, int64_t w_begin,
+                      int64_t w_end, T best) {
+  const bool is_nan = best != best;
+  int64_t index = h_begin * width + w_begin;
   for (int64_t h = h_end - 1; h >= h_begin; --h)
     for (int64_t w = w_end - 1; w >= w_begin; --w) {
       const T value = plane[h * width + w];
-      const bool match = has_nan ? value != value : value == best;
+      const bool match = is_nan ? value != value : value == best;
       index = match ? h * width + w : index;
     }
-  return best;
+  return index;
 }
 
 // out[plane, oh, ow] = max over the window of x[plane]; `planes` = N·C planes of geometry g (channels = 1).
@@ -65,21 +62,39 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
   const T* px = x.data();
   T* po = out.data();
   int32_t* pa = argmax ? argmax->data() : nullptr;
+  // Separable maxima: for each output row, first the column maxima over the window's input rows
+  // (contiguous, so vectorised), then for each kernel column k the maxima over the output positions
+  // (independent iterations, no dependency chain). The column buffer carries −∞ where the padding is.
+  const int64_t padded_width = (g.out_w - 1) * g.stride_w + g.kernel_w;
   parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, positions * g.kernel_h * g.kernel_w)),
                [&](int64_t begin, int64_t end) {
+                 std::vector<T> column_max(static_cast<size_t>(std::max(padded_width, g.padding_w + g.width)),
+                                           -std::numeric_limits<T>::infinity());
+                 T* const cm = column_max.data() + g.padding_w;  // cm[w] for w in [−padding_w, padded_width − padding_w)
+                 const T* const window_start = column_max.data();
                  for (int64_t plane = begin; plane < end; ++plane) {
                    const T* src = px + plane * plane_size;
                    for (int64_t oh = 0; oh < g.out_h; ++oh) {
                      const int64_t h0 = oh * g.stride_h - g.padding_h;
                      const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.kernel_h, g.height);
-                     for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                       const int64_t w0 = ow * g.stride_w - g.padding_w;
-                       const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + g.kernel_w, g.width);
-                       int64_t best_index;
-                       const T best = window_max(src, g.width, h_begin, h_end, w_begin, w_end, best_index);
-                       const int64_t o = plane * positions + oh * g.out_w + ow;
-                       po[o] = best;
-                       if (pa) pa[o] = static_cast<int32_t>(best_index);
+                     std::copy(src + h_begin * g.width, src + (h_begin + 1) * g.width, cm);
+                     for (int64_t h = h_begin + 1; h < h_end; ++h) {
+                       const T* row = src + h * g.width;
+                       for (int64_t w = 0; w < g.width; ++w) cm[w] = nan_max(cm[w], row[w]);
+                     }
+                     T* out_row = po + plane * positions + oh * g.out_w;
+                     for (int64_t ow = 0; ow < g.out_w; ++ow) out_row[ow] = window_start[ow * g.stride_w];
+                     for (int64_t k = 1; k < g.kernel_w; ++k)
+                       for (int64_t ow = 0; ow < g.out_w; ++ow)
+                         out_row[ow] = nan_max(out_row[ow], window_start[ow * g.stride_w + k]);
+                     if (pa) {
+                       int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
+                       for (int64_t ow = 0; ow < g.out_w; ++ow) {
+                         const int64_t w0 = ow * g.stride_w - g.padding_w;
+                         const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + g.kernel_w, g.width);
+                         argmax_row[ow] = static_cast<int32_t>(
+                             window_argmax(src, g.width, h_begin, h_end, w_begin, w_end, out_row[ow]));
+                       }
                      }
                    }
                  }

@@ -63,7 +63,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 # Iterations per model: "warm-up timed-iterations budget-seconds" (the budget caps a phase's timed runs,
-# at least one always runs). CCT-7 steps take seconds, and PyTorch's reference BLAS makes them minutes.
+# at least one always runs). CCT-7 steps take seconds (tens of seconds for PyTorch on one thread).
 iterations_for() {
   if [[ $QUICK == 1 ]]; then echo "1 2 5"; return; fi
   case $1 in
@@ -205,7 +205,7 @@ PY
 
 ALL=$RESULTS/all.jsonl
 : >"$ALL"
-# A configuration whose run took longer than this (PyTorch on the reference BLAS, CCT-7: minutes per step)
+# A configuration whose run took longer than this (PyTorch on a slow BLAS, CCT-7: minutes per step)
 # runs in the first round only: its figure is dominated by compute, and repeating it would double the
 # time of the whole comparison.
 ONCE_S=${CCT_BENCH_ONCE_S:-120}

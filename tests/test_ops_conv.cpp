@@ -314,6 +314,58 @@ TEST_CASE("max_pool2d matches a direct reference loop", "[ops][pool]") {
                     reference_max_pool2d(seq.view_as_shape({2, 3, 1, 11}), 1, 3, 1, 2, 0, 1).view_as_shape({2, 3, 6}), 0.0);
 }
 
+TEST_CASE("max_pool2d backward routes each gradient to the first maximum, with ties, NaN and -inf", "[ops][pool]") {
+  // Values from {-inf, -1, 0, 1, 2, NaN} make ties everywhere; the reference scans each window in
+  // row-major order and keeps the first maximum (the first NaN when there is one).
+  struct Case {
+    Shape x;
+    int64_t kh, kw, sh, sw, ph, pw;
+  };
+  const std::vector<Case> cases = {{{2, 3, 7, 7}, 3, 3, 2, 2, 1, 1}, {{1, 2, 8, 9}, 3, 3, 2, 2, 1, 1},
+                                   {{2, 2, 5, 7}, 2, 2, 2, 2, 0, 0}, {{3, 1, 9, 6}, 3, 2, 1, 2, 1, 1},
+                                   {{1, 4, 6, 6}, 4, 4, 3, 3, 2, 2}, {{1, 1, 1, 12}, 1, 3, 1, 2, 0, 1}};
+  const double choices[] = {-std::numeric_limits<double>::infinity(), -1, 0, 1, 2, std::nan("")};
+  cct::Generator gen(77);
+  for (const auto& c : cases) {
+    INFO("x " << cct::shape_str(c.x) << " kernel (" << c.kh << ", " << c.kw << ") stride (" << c.sh << ", " << c.sw
+              << ") padding (" << c.ph << ", " << c.pw << ")");
+    auto x = Tensor<double>::empty(c.x);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = choices[gen.randint(6)];
+    x.requires_grad_();
+    auto out = cct::max_pool2d(x, std::array<int64_t, 2>{c.kh, c.kw}, std::array<int64_t, 2>{c.sh, c.sw},
+                               std::array<int64_t, 2>{c.ph, c.pw});
+    const int64_t N = c.x[0], C = c.x[1], H = c.x[2], W = c.x[3], OH = out.size(2), OW = out.size(3);
+    auto upstream = Tensor<double>::empty(out.shape());
+    for (int64_t i = 0; i < upstream.numel(); ++i) upstream.data()[i] = static_cast<double>(i + 1);
+    out.backward(upstream);
+    auto expected = Tensor<double>::zeros(c.x);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t ch = 0; ch < C; ++ch)
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            int64_t best_h = -1, best_w = -1;
+            double best = 0;
+            for (int64_t i = 0; i < c.kh; ++i)
+              for (int64_t j = 0; j < c.kw; ++j) {
+                const int64_t ih = oh * c.sh - c.ph + i, iw = ow * c.sw - c.pw + j;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const double v = x.detach()(n, ch, ih, iw);
+                const bool better = best_h < 0 || (std::isnan(v) && !std::isnan(best)) || (!std::isnan(best) && v > best);
+                if (better) best = v, best_h = ih, best_w = iw;
+              }
+            const double value = out.detach()(n, ch, oh, ow);
+            REQUIRE((std::isnan(best) ? std::isnan(value) : value == best));
+            expected(n, ch, best_h, best_w) += upstream(n, ch, oh, ow);
+          }
+    REQUIRE(x.grad().to_vector() == expected.to_vector());
+    cct::NoGradGuard no_grad;  // the inference path gives the same values
+    const auto inferred = cct::max_pool2d(x.detach(), std::array<int64_t, 2>{c.kh, c.kw},
+                                          std::array<int64_t, 2>{c.sh, c.sw}, std::array<int64_t, 2>{c.ph, c.pw});
+    const auto a = inferred.to_vector(), b = out.detach().to_vector();
+    for (size_t i = 0; i < a.size(); ++i) REQUIRE((std::isnan(a[i]) ? std::isnan(b[i]) : a[i] == b[i]));
+  }
+}
+
 TEST_CASE("conv and pool error messages", "[ops][conv][pool]") {
   auto x = Tensor<float>::zeros({1, 3, 5, 5});
   REQUIRE_THROWS_AS(cct::conv2d(x, Tensor<float>::zeros({4, 2, 3, 3}), Tensor<float>()), cct::ShapeError);

@@ -31,21 +31,15 @@ inline T nan_max(T current, T candidate) {
   return (candidate > current || candidate != candidate) ? candidate : current;
 }
 
-// The flat index of the first element of plane[h, w] over [h_begin, h_end) × [w_begin, w_end) equal to
-// `best` (the first NaN when best is NaN). Scanning backwards and keeping every match leaves the first
-// one, with no data-dependent branch: on real data a "found it?" branch is unpredictable.
+// Whether `candidate` at input row candidate_row replaces the running maximum `current` at current_row,
+// so that the first maximum in row-major window order wins (the first NaN when there is one): a larger
+// value, a NaN over a number, or the same value (or NaN) from an earlier row. Callers visit columns
+// left to right, so an equal value in the same row keeps the earlier column.
 template <typename T>
-int64_t window_argmax(const T* plane, int64_t width, int64_t h_begin, int64_t h_end, int64_t w_begin,
-                      int64_t w_end, T best) {
-  const bool is_nan = best != best;
-  int64_t index = h_begin * width + w_begin;
-  for (int64_t h = h_end - 1; h >= h_begin; --h)
-    for (int64_t w = w_end - 1; w >= w_begin; --w) {
-      const T value = plane[h * width + w];
-      const bool match = is_nan ? value != value : value == best;
-      index = match ? h * width + w : index;
-    }
-  return index;
+inline bool takes_over(T candidate, int32_t candidate_row, T current, int32_t current_row) {
+  const bool candidate_nan = candidate != candidate, current_nan = current != current;
+  return candidate > current || (candidate_nan && !current_nan) ||
+         ((candidate == current || (candidate_nan && current_nan)) && candidate_row < current_row);
 }
 
 // out[plane, oh, ow] = max over the window of x[plane]; `planes` = N·C planes of geometry g (channels = 1).
@@ -58,43 +52,72 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
   Tensor<T> out = Tensor<T>::empty(out_shape);
   const bool recording = autograd::any_requires_grad<T>({&x});
   const int64_t plane_size = g.height * g.width, positions = g.out_positions();
-  auto argmax = recording ? std::make_shared<std::vector<int32_t>>(planes * positions) : nullptr;
+  // From the storage cache like every tensor: no fresh (page-faulting) allocation per training step.
+  const Tensor<int32_t> argmax = recording ? Tensor<int32_t>::empty({planes * positions}) : Tensor<int32_t>();
   const T* px = x.data();
   T* po = out.data();
-  int32_t* pa = argmax ? argmax->data() : nullptr;
+  int32_t* pa = recording ? argmax.data() : nullptr;
   // Separable maxima: for each output row, first the column maxima over the window's input rows
   // (contiguous, so vectorised), then for each kernel column k the maxima over the output positions
   // (independent iterations, no dependency chain). The column buffer carries −∞ where the padding is.
-  const int64_t padded_width = (g.out_w - 1) * g.stride_w + g.kernel_w;
+  // When recording, each column maximum also remembers its input row, and the second pass picks the
+  // first maximum in row-major window order: the argmax that backward routes the gradient to.
+  const int64_t padded_width = std::max((g.out_w - 1) * g.stride_w + g.kernel_w, g.padding_w + g.width);
   parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, positions * g.kernel_h * g.kernel_w)),
                [&](int64_t begin, int64_t end) {
-                 std::vector<T> column_max(static_cast<size_t>(std::max(padded_width, g.padding_w + g.width)),
-                                           -std::numeric_limits<T>::infinity());
+                 std::vector<T> column_max(static_cast<size_t>(padded_width), -std::numeric_limits<T>::infinity());
+                 // Padding columns hold the largest row, so a real element of equal value always wins.
+                 std::vector<int32_t> column_row(pa ? static_cast<size_t>(padded_width) : 0,
+                                                 std::numeric_limits<int32_t>::max());
                  T* const cm = column_max.data() + g.padding_w;  // cm[w] for w in [−padding_w, padded_width − padding_w)
+                 int32_t* const ch = pa ? column_row.data() + g.padding_w : nullptr;
                  const T* const window_start = column_max.data();
+                 const int32_t* const window_row = pa ? column_row.data() : nullptr;
                  for (int64_t plane = begin; plane < end; ++plane) {
                    const T* src = px + plane * plane_size;
                    for (int64_t oh = 0; oh < g.out_h; ++oh) {
                      const int64_t h0 = oh * g.stride_h - g.padding_h;
                      const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.kernel_h, g.height);
                      std::copy(src + h_begin * g.width, src + (h_begin + 1) * g.width, cm);
+                     T* out_row = po + plane * positions + oh * g.out_w;
+                     if (!pa) {
+                       for (int64_t h = h_begin + 1; h < h_end; ++h) {
+                         const T* row = src + h * g.width;
+                         for (int64_t w = 0; w < g.width; ++w) cm[w] = nan_max(cm[w], row[w]);
+                       }
+                       for (int64_t ow = 0; ow < g.out_w; ++ow) out_row[ow] = window_start[ow * g.stride_w];
+                       for (int64_t k = 1; k < g.kernel_w; ++k)
+                         for (int64_t ow = 0; ow < g.out_w; ++ow)
+                           out_row[ow] = nan_max(out_row[ow], window_start[ow * g.stride_w + k]);
+                       continue;
+                     }
+                     std::fill(ch, ch + g.width, static_cast<int32_t>(h_begin));
                      for (int64_t h = h_begin + 1; h < h_end; ++h) {
                        const T* row = src + h * g.width;
-                       for (int64_t w = 0; w < g.width; ++w) cm[w] = nan_max(cm[w], row[w]);
-                     }
-                     T* out_row = po + plane * positions + oh * g.out_w;
-                     for (int64_t ow = 0; ow < g.out_w; ++ow) out_row[ow] = window_start[ow * g.stride_w];
-                     for (int64_t k = 1; k < g.kernel_w; ++k)
-                       for (int64_t ow = 0; ow < g.out_w; ++ow)
-                         out_row[ow] = nan_max(out_row[ow], window_start[ow * g.stride_w + k]);
-                     if (pa) {
-                       int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
-                       for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                         const int64_t w0 = ow * g.stride_w - g.padding_w;
-                         const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + g.kernel_w, g.width);
-                         argmax_row[ow] = static_cast<int32_t>(
-                             window_argmax(src, g.width, h_begin, h_end, w_begin, w_end, out_row[ow]));
+                       // Rows arrive in order, so only a larger value or a first NaN takes over.
+                       for (int64_t w = 0; w < g.width; ++w) {
+                         const bool take = row[w] > cm[w] || (row[w] != row[w] && cm[w] == cm[w]);
+                         cm[w] = take ? row[w] : cm[w];
+                         ch[w] = take ? static_cast<int32_t>(h) : ch[w];
                        }
+                     }
+                     int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
+                     for (int64_t ow = 0; ow < g.out_w; ++ow) {
+                       const int64_t first = ow * g.stride_w;
+                       T best = window_start[first];
+                       int32_t best_row = window_row[first];
+                       int64_t best_column = first;
+                       for (int64_t k = 1; k < g.kernel_w; ++k) {
+                         const T value = window_start[first + k];
+                         const int32_t value_row = window_row[first + k];
+                         if (takes_over(value, value_row, best, best_row)) {
+                           best = value;
+                           best_row = value_row;
+                           best_column = first + k;
+                         }
+                       }
+                       out_row[ow] = best;
+                       argmax_row[ow] = static_cast<int32_t>(best_row * g.width + (best_column - g.padding_w));
                      }
                    }
                  }
@@ -106,7 +129,7 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
                                                                                      const autograd::NeedsGrad&) {
                           Tensor<T> grad_x = Tensor<T>::empty(x_shape);
                           const T* pg = grad_output.data();
-                          const int32_t* pa = argmax->data();
+                          const int32_t* pa = argmax.data();
                           T* pgx = grad_x.data();
                           parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, plane_size)),
                                        [&](int64_t begin, int64_t end) {

@@ -342,6 +342,10 @@ TEST_CASE("IDX files read plain and gzipped, with every malformed case rejected"
   REQUIRE(contains(error_for(images + "x"), "trailing bytes"));
   REQUIRE(contains(error_for(images.substr(0, 9)), "header"));
   REQUIRE(contains(error_for(labels), "has 1 dimensions, expected 3"));
+  // Sizes whose product wraps around 2^64 to 0 (and so "matches" an empty body) or whose non-zero sizes
+  // overflow the tensor's strides are refused before anything is allocated.
+  REQUIRE(contains(error_for(idx_bytes(0x08, {512, 1u << 28, 1u << 28}, "")), "implausibly large"));
+  REQUIRE(contains(error_for(idx_bytes(0x08, {0, 0xFFFFFFFFu, 0xFFFFFFFFu}, "")), "implausibly large"));
 
   // A gzip stream cut short, and gzip garbage.
   write_gzip(dir.file("cut.gz"), images);
@@ -396,6 +400,15 @@ TEST_CASE("write_png writes CHW and HWC atomically and read_image decodes them e
   const int expected = (77 * image.at(0, 2, 3) + 150 * image.at(1, 2, 3) + 29 * image.at(2, 2, 3)) >> 8;
   REQUIRE(gray.at(0, 2, 3) == expected);
   REQUIRE(read_image(dir.file("chw.png"), 3) == image);
+
+  // A zero-length IDAT chunk (legal, and one stb_image 2.27 mishandles) changes nothing.
+  {
+    const std::string png = cct::io::read_file(dir.file("chw.png"));
+    const size_t after_ihdr = 8 + 12 + 13;
+    const std::string empty_idat("\0\0\0\0IDAT\x35\xaf\x06\x1e", 12);  // length 0, type, CRC of "IDAT"
+    write_bytes(dir.file("empty_idat.png"), png.substr(0, after_ihdr) + empty_idat + png.substr(after_ihdr));
+    REQUIRE(read_image(dir.file("empty_idat.png")) == image);
+  }
 
   REQUIRE_THROWS_AS(write_png(dir.file("no/such/dir/x.png"), image), IoError);
   write_bytes(dir.file("broken.png"), "\x89PNG\r\n\x1a\n but not really");

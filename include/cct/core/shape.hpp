@@ -29,9 +29,15 @@ inline int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+// Sizes must be non-negative and their product (that of the non-zero ones too, which the strides
+// multiply) must fit in int64, so that shape_numel and contiguous_strides never overflow.
 inline void check_shape_valid(const Shape& shape, const char* op) {
-  for (int64_t s : shape)
+  int64_t product = 1;
+  for (int64_t s : shape) {
     CCT_CHECK_SHAPE(s >= 0, op, ": negative size in shape ", shape_str(shape));
+    CCT_CHECK_SHAPE(s == 0 || !__builtin_mul_overflow(product, s, &product), op, ": shape ", shape_str(shape),
+                    " has more elements than a 64-bit count can hold");
+  }
 }
 
 // Row-major strides (in elements) of a contiguous tensor of this shape.

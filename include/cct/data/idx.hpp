@@ -116,12 +116,18 @@ inline IdxArray read_idx(const std::string& path, int expected_rank = 0) {
   const size_t header = 4 + 4 * static_cast<size_t>(rank);
   if (bytes.size() < header) throw IoError("IDX: '" + path + "' is truncated inside its header");
   IdxArray array;
-  uint64_t count = 1;
+  constexpr uint64_t kLargestCount = uint64_t{1} << 40;
+  uint64_t count = 1, nonzero_count = 1;
   for (int d = 0; d < rank; ++d) {
     const uint32_t dim = detail::read_big_endian_u32(bytes, 4 + 4 * static_cast<size_t>(d));
     array.dims.push_back(static_cast<int64_t>(dim));
+    // Checked before multiplying: a product that wraps around 2⁶⁴ (to 0, say) would match a short file.
+    // Zero sizes are skipped so that (0, 2³², 2³²) is refused too: its tensor's strides would overflow.
+    if (dim != 0 && nonzero_count > kLargestCount / dim)
+      throw IoError("IDX: '" + path + "' declares an implausibly large array (dimension " + std::to_string(d) +
+                    " is " + std::to_string(dim) + ")");
+    if (dim != 0) nonzero_count *= dim;
     count *= dim;
-    if (count > (uint64_t{1} << 40)) throw IoError("IDX: '" + path + "' declares an implausibly large array");
   }
   const uint64_t available = bytes.size() - header;
   if (available != count)

@@ -110,6 +110,36 @@ inline bool bmp_holds_its_pixels(const uint8_t* bytes, size_t size) {
   const double row_bytes = std::ceil(static_cast<double>(width) * static_cast<double>(bits) / 32.0) * 4.0;
   return static_cast<double>(size) >= static_cast<double>(offset) + row_bytes * static_cast<double>(height - 1);
 }
+
+// A PNG's chunks without its zero-length IDAT chunks, in `out`; false (and `out` untouched) when the file
+// is not a PNG or has none. Empty IDAT chunks are legal, but stb_image 2.27 answers a leading one with
+// memcpy(NULL, ..., 0), undefined behaviour; without them the image decodes the same. Chunks are walked
+// only while they fit in the file: whatever follows is copied as it is and left to stb.
+inline bool png_without_empty_idat(const uint8_t* bytes, size_t size, std::string& out) {
+  static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size < 8 || !std::equal(signature, signature + 8, bytes)) return false;
+  const auto chunk_length = [&](size_t at) -> uint64_t {
+    return uint64_t{bytes[at]} << 24 | uint64_t{bytes[at + 1]} << 16 | uint64_t{bytes[at + 2]} << 8 | bytes[at + 3];
+  };
+  const auto is_empty_idat = [&](size_t at) {
+    return chunk_length(at) == 0 && std::equal(bytes + at + 4, bytes + at + 8, "IDAT");
+  };
+  bool found = false;
+  for (size_t at = 8; at + 12 <= size && !found; at += 12 + chunk_length(at)) {
+    if (is_empty_idat(at)) found = true;
+    if (12 + chunk_length(at) > size - at) break;
+  }
+  if (!found) return false;
+  out.assign(reinterpret_cast<const char*>(bytes), 8);
+  size_t at = 8;
+  while (at + 12 <= size && 12 + chunk_length(at) <= size - at) {
+    const size_t chunk_size = static_cast<size_t>(12 + chunk_length(at));
+    if (!is_empty_idat(at)) out.append(reinterpret_cast<const char*>(bytes + at), chunk_size);
+    at += chunk_size;
+  }
+  out.append(reinterpret_cast<const char*>(bytes + at), size - at);
+  return true;
+}
 }  // namespace detail
 
 // Decodes an encoded PNG, JPEG or BMP held in memory into a (C, H, W) image. channels 0 keeps the
@@ -123,6 +153,11 @@ inline Image decode_image(const uint8_t* bytes, size_t size, int channels, const
     throw IoError("cannot decode image '" + name + "': corrupt JPEG (invalid Huffman tables)");
   if (!detail::bmp_holds_its_pixels(bytes, size))
     throw IoError("cannot decode image '" + name + "': truncated BMP (the file is shorter than its pixel rows)");
+  std::string without_empty_chunks;
+  if (detail::png_without_empty_idat(bytes, size, without_empty_chunks)) {
+    bytes = reinterpret_cast<const uint8_t*>(without_empty_chunks.data());
+    size = without_empty_chunks.size();
+  }
   int width = 0, height = 0, stored = 0;
   if (stbi_info_from_memory(bytes, static_cast<int>(size), &width, &height, &stored) &&
       static_cast<int64_t>(width) * height > kMaxImagePixels)

@@ -2,6 +2,7 @@
 // error messages and finite-difference gradients.
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <cct/ops/conv.hpp>
@@ -45,6 +46,23 @@ Tensor<double> reference_conv2d(const Tensor<T>& x, const Tensor<T>& w, const Te
 }
 
 // Max over each window's in-bounds elements (padding never contributes).
+// A max_pool2d configuration of the tests below: input shape, kernel, stride and padding as (h, w).
+struct PoolCase {
+  Shape x;
+  int64_t kh, kw, sh, sw, ph, pw;
+};
+
+std::string describe(const PoolCase& c) {
+  return "x " + cct::shape_str(c.x) + " kernel (" + std::to_string(c.kh) + ", " + std::to_string(c.kw) + ") stride (" +
+         std::to_string(c.sh) + ", " + std::to_string(c.sw) + ") padding (" + std::to_string(c.ph) + ", " +
+         std::to_string(c.pw) + ")";
+}
+
+Tensor<double> max_pool2d(const Tensor<double>& x, const PoolCase& c) {
+  return cct::max_pool2d(x, std::array<int64_t, 2>{c.kh, c.kw}, std::array<int64_t, 2>{c.sh, c.sw},
+                         std::array<int64_t, 2>{c.ph, c.pw});
+}
+
 Tensor<double> reference_max_pool2d(const Tensor<double>& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                                     int64_t ph, int64_t pw) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -293,20 +311,14 @@ TEST_CASE("max_pool2d forward and backward values by hand", "[ops][pool]") {
 }
 
 TEST_CASE("max_pool2d matches a direct reference loop", "[ops][pool]") {
-  struct Case {
-    Shape x;
-    int64_t kh, kw, sh, sw, ph, pw;
-  };
-  const std::vector<Case> cases = {{{2, 3, 7, 7}, 3, 3, 2, 2, 1, 1}, {{1, 2, 16, 16}, 3, 3, 2, 2, 1, 1},
+  const std::vector<PoolCase> cases = {{{2, 3, 7, 7}, 3, 3, 2, 2, 1, 1}, {{1, 2, 16, 16}, 3, 3, 2, 2, 1, 1},
                                    {{2, 2, 5, 7}, 2, 2, 2, 2, 0, 0}, {{3, 1, 9, 6}, 3, 2, 1, 2, 1, 1},
                                    {{1, 4, 6, 6}, 4, 4, 3, 3, 2, 2}, {{2, 2, 4, 5}, 1, 1, 1, 1, 0, 0}};
   uint64_t seed = 300;
   for (const auto& c : cases) {
-    INFO("x " << cct::shape_str(c.x) << " kernel (" << c.kh << ", " << c.kw << ") stride (" << c.sh << ", " << c.sw
-              << ") padding (" << c.ph << ", " << c.pw << ")");
+    INFO(describe(c));
     auto x = random_constant(c.x, seed++);
-    auto out = cct::max_pool2d(x, std::array<int64_t, 2>{c.kh, c.kw}, std::array<int64_t, 2>{c.sh, c.sw},
-                               std::array<int64_t, 2>{c.ph, c.pw});
+    auto out = max_pool2d(x, c);
     CCT_REQUIRE_CLOSE(out, reference_max_pool2d(x, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw), 0.0);
   }
   auto seq = random_constant({2, 3, 11}, 310);
@@ -317,23 +329,17 @@ TEST_CASE("max_pool2d matches a direct reference loop", "[ops][pool]") {
 TEST_CASE("max_pool2d backward routes each gradient to the first maximum, with ties, NaN and -inf", "[ops][pool]") {
   // Values from {-inf, -1, 0, 1, 2, NaN} make ties everywhere; the reference scans each window in
   // row-major order and keeps the first maximum (the first NaN when there is one).
-  struct Case {
-    Shape x;
-    int64_t kh, kw, sh, sw, ph, pw;
-  };
-  const std::vector<Case> cases = {{{2, 3, 7, 7}, 3, 3, 2, 2, 1, 1}, {{1, 2, 8, 9}, 3, 3, 2, 2, 1, 1},
+  const std::vector<PoolCase> cases = {{{2, 3, 7, 7}, 3, 3, 2, 2, 1, 1}, {{1, 2, 8, 9}, 3, 3, 2, 2, 1, 1},
                                    {{2, 2, 5, 7}, 2, 2, 2, 2, 0, 0}, {{3, 1, 9, 6}, 3, 2, 1, 2, 1, 1},
                                    {{1, 4, 6, 6}, 4, 4, 3, 3, 2, 2}, {{1, 1, 1, 12}, 1, 3, 1, 2, 0, 1}};
   const double choices[] = {-std::numeric_limits<double>::infinity(), -1, 0, 1, 2, std::nan("")};
   cct::Generator gen(77);
   for (const auto& c : cases) {
-    INFO("x " << cct::shape_str(c.x) << " kernel (" << c.kh << ", " << c.kw << ") stride (" << c.sh << ", " << c.sw
-              << ") padding (" << c.ph << ", " << c.pw << ")");
+    INFO(describe(c));
     auto x = Tensor<double>::empty(c.x);
     for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = choices[gen.randint(6)];
     x.requires_grad_();
-    auto out = cct::max_pool2d(x, std::array<int64_t, 2>{c.kh, c.kw}, std::array<int64_t, 2>{c.sh, c.sw},
-                               std::array<int64_t, 2>{c.ph, c.pw});
+    auto out = max_pool2d(x, c);
     const int64_t N = c.x[0], C = c.x[1], H = c.x[2], W = c.x[3], OH = out.size(2), OW = out.size(3);
     auto upstream = Tensor<double>::empty(out.shape());
     for (int64_t i = 0; i < upstream.numel(); ++i) upstream.data()[i] = static_cast<double>(i + 1);
@@ -359,8 +365,7 @@ TEST_CASE("max_pool2d backward routes each gradient to the first maximum, with t
           }
     REQUIRE(x.grad().to_vector() == expected.to_vector());
     cct::NoGradGuard no_grad;  // the inference path gives the same values
-    const auto inferred = cct::max_pool2d(x.detach(), std::array<int64_t, 2>{c.kh, c.kw},
-                                          std::array<int64_t, 2>{c.sh, c.sw}, std::array<int64_t, 2>{c.ph, c.pw});
+    const auto inferred = max_pool2d(x.detach(), c);
     const auto a = inferred.to_vector(), b = out.detach().to_vector();
     for (size_t i = 0; i < a.size(); ++i) REQUIRE((std::isnan(a[i]) ? std::isnan(b[i]) : a[i] == b[i]));
   }

@@ -1,4 +1,5 @@
-// The example trainers' shared tools: progress bar, metrics log, confusion matrix, top-k, SVG plots.
+// The training layer (cct/train): progress bar, metrics log, confusion matrix, top-k, SVG plots, the run
+// folder, training checkpoints and the shared loop `fit` on a small synthetic task.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -11,14 +12,17 @@
 #include <string>
 #include <vector>
 
-#include "../examples/common/metrics.hpp"
-#include "../examples/common/plots.hpp"
-#include "../examples/common/progress.hpp"
+#include <cct/nn/linear.hpp>
+#include <cct/train/confusion_matrix.hpp>
+#include <cct/train/fit.hpp>
+#include <cct/train/metrics_log.hpp>
+#include <cct/train/plots.hpp>
+#include <cct/train/progress.hpp>
 #include "test_helpers.hpp"
 
 using cct::Tensor;
 namespace json = cct::json;
-namespace tools = cct::tools;
+namespace train = cct::train;
 
 namespace {
 
@@ -114,35 +118,35 @@ size_t count_of(const std::string& text, const std::string& needle) {
 }  // namespace
 
 TEST_CASE("format_duration and field formatting", "[tools][progress]") {
-  CHECK(tools::format_duration(0) == "00:00");
-  CHECK(tools::format_duration(59.4) == "00:59");
-  CHECK(tools::format_duration(59.6) == "01:00");
-  CHECK(tools::format_duration(123) == "02:03");
-  CHECK(tools::format_duration(3599) == "59:59");
-  CHECK(tools::format_duration(3723) == "1:02:03");
-  CHECK(tools::format_duration(36000) == "10:00:00");
-  CHECK(tools::format_duration(-1) == "--:--");
-  CHECK(tools::format_duration(kNaN) == "--:--");
-  CHECK(tools::format_duration(std::numeric_limits<double>::infinity()) == "--:--");
+  CHECK(train::format_duration(0) == "00:00");
+  CHECK(train::format_duration(59.4) == "00:59");
+  CHECK(train::format_duration(59.6) == "01:00");
+  CHECK(train::format_duration(123) == "02:03");
+  CHECK(train::format_duration(3599) == "59:59");
+  CHECK(train::format_duration(3723) == "1:02:03");
+  CHECK(train::format_duration(36000) == "10:00:00");
+  CHECK(train::format_duration(-1) == "--:--");
+  CHECK(train::format_duration(kNaN) == "--:--");
+  CHECK(train::format_duration(std::numeric_limits<double>::infinity()) == "--:--");
 
-  CHECK(tools::format_field("acc", 54.321) == "acc 54.3%");
-  CHECK(tools::format_field("top5", 99.96) == "top5 100.0%");
-  CHECK(tools::format_field("loss", 1.23456) == "loss 1.235");
-  CHECK(tools::format_field("lr", 0.0005) == "lr 0.0005");
-  CHECK(tools::format_field("loss", kNaN) == "loss nan");
-  CHECK(tools::format_rate(512.4, "img") == "512 img/s");
-  CHECK(tools::format_rate(37.54, "seq") == "37.5 seq/s");
-  CHECK(tools::format_rate(3.214, "img") == "3.21 img/s");
-  CHECK(tools::format_rate(-1, "img") == "? img/s");
+  CHECK(train::format_field("acc", 54.321) == "acc 54.3%");
+  CHECK(train::format_field("top5", 99.96) == "top5 100.0%");
+  CHECK(train::format_field("loss", 1.23456) == "loss 1.235");
+  CHECK(train::format_field("lr", 0.0005) == "lr 0.0005");
+  CHECK(train::format_field("loss", kNaN) == "loss nan");
+  CHECK(train::format_rate(512.4, "img") == "512 img/s");
+  CHECK(train::format_rate(37.54, "seq") == "37.5 seq/s");
+  CHECK(train::format_rate(3.214, "img") == "3.21 img/s");
+  CHECK(train::format_rate(-1, "img") == "? img/s");
 }
 
 TEST_CASE("progress bar writes plain lines to a file: every 10%, rate, ETA, final summary", "[tools][progress]") {
   std::FILE* out = std::tmpfile();
   REQUIRE(out != nullptr);
   FakeClock clock;
-  tools::ProgressOptions options;
+  train::ProgressOptions options;
   options.clock = clock.function();
-  tools::ProgressBar bar(20, "epoch 3/30", out, options);
+  train::ProgressBar bar(20, "epoch 3/30", out, options);
   REQUIRE_FALSE(bar.in_place());
   // 0.5 s and 32 images a step: 64 img/s, 2 steps/s.
   for (int step = 1; step <= 20; ++step) {
@@ -175,12 +179,12 @@ TEST_CASE("progress bar writes plain lines to a file: every 10%, rate, ETA, fina
 
 TEST_CASE("progress bar: the rate is a time-weighted moving average; slow steps log by time; resume", "[tools][progress]") {
   FakeClock clock;
-  tools::ProgressOptions options;
+  train::ProgressOptions options;
   options.clock = clock.function();
   options.smoothing_seconds = 5;
   {
     std::FILE* out = std::tmpfile();
-    tools::ProgressBar bar(1000, "train", out, options);
+    train::ProgressBar bar(1000, "train", out, options);
     int64_t items = 0;
     for (int step = 1; step <= 10; ++step) {
       clock.now += 0.5;
@@ -210,7 +214,7 @@ TEST_CASE("progress bar: the rate is a time-weighted moving average; slow steps 
     // 1 s a step, 1000 steps: no decile is reached for 100 s, so a line comes every 30 s.
     clock.now = 1000.0;  // whole seconds stay exact
     std::FILE* out = std::tmpfile();
-    tools::ProgressBar bar(1000, "slow", out, options);
+    train::ProgressBar bar(1000, "slow", out, options);
     for (int step = 1; step <= 100; ++step) {
       clock.now += 1.0;
       bar.update(step, {}, step);
@@ -226,7 +230,7 @@ TEST_CASE("progress bar: the rate is a time-weighted moving average; slow steps 
     // Resumed after step 5 of 10: the first interval did one step, not six.
     clock.now = 2000.0;
     std::FILE* out = std::tmpfile();
-    tools::ProgressBar bar(10, "resumed", out, options);
+    train::ProgressBar bar(10, "resumed", out, options);
     bar.start_at(5);
     clock.now += 1.0;
     bar.update(6, {}, 32);
@@ -239,7 +243,7 @@ TEST_CASE("progress bar: the rate is a time-weighted moving average; slow steps 
 
 TEST_CASE("progress bar redraws in place on a terminal and fits its width", "[tools][progress]") {
   FakeClock clock;
-  tools::ProgressOptions options;
+  train::ProgressOptions options;
   options.clock = clock.function();
 
   // Forced in-place mode into a file, 60 columns.
@@ -247,7 +251,7 @@ TEST_CASE("progress bar redraws in place on a terminal and fits its width", "[to
   options.terminal = 1;
   options.width = 60;
   {
-    tools::ProgressBar bar(4, "eval", out, options);
+    train::ProgressBar bar(4, "eval", out, options);
     REQUIRE(bar.in_place());
     for (int step = 1; step <= 4; ++step) {
       clock.now += 1.0;
@@ -288,12 +292,12 @@ TEST_CASE("progress bar redraws in place on a terminal and fits its width", "[to
   REQUIRE(::ioctl(slave, TIOCSWINSZ, &size) == 0);
   std::FILE* terminal = ::fdopen(slave, "w");
   REQUIRE(terminal != nullptr);
-  REQUIRE(tools::is_terminal(terminal));
-  CHECK(tools::terminal_columns(terminal) == 50);
-  tools::ProgressOptions detect;
+  REQUIRE(train::is_terminal(terminal));
+  CHECK(train::terminal_columns(terminal) == 50);
+  train::ProgressOptions detect;
   detect.clock = clock.function();
   {
-    tools::ProgressBar bar(3, "epoch 1/1", terminal, detect);
+    train::ProgressBar bar(3, "epoch 1/1", terminal, detect);
     CHECK(bar.in_place());
     for (int step = 1; step <= 3; ++step) {
       clock.now += 1.0;
@@ -325,46 +329,46 @@ TEST_CASE("metrics.jsonl: append, read, torn last line, truncate for resume", "[
   const std::string path = dir.file("metrics.jsonl");
   std::FILE* warnings = std::tmpfile();
 
-  REQUIRE_THROWS_AS(tools::read_metrics(path, warnings), cct::IoError);
-  CHECK(tools::truncate_after_epoch(path, 3, warnings) == 0);
+  REQUIRE_THROWS_AS(train::read_metrics(path, warnings), cct::IoError);
+  CHECK(train::truncate_after_epoch(path, 3, warnings) == 0);
   CHECK_FALSE(std::filesystem::exists(path));
 
   {
-    tools::MetricsLog log(path, warnings);
+    train::MetricsLog log(path, warnings);
     for (int epoch = 1; epoch <= 3; ++epoch)
       log.append(json::Object{{"epoch", epoch}, {"train_loss", 2.0 / epoch}, {"val_acc", epoch == 2 ? kNaN : 10.0 * epoch}});
   }
   const std::string written = cct::io::read_file(path);
   CHECK(count_of(written, "\n") == 3);
   CHECK(written.find("\"val_acc\":null") != std::string::npos);  // NaN is not JSON
-  std::vector<json::Object> records = tools::read_metrics(path, warnings);
+  std::vector<json::Object> records = train::read_metrics(path, warnings);
   REQUIRE(records.size() == 3);
   CHECK(records[0].at("epoch").as_int() == 1);
   CHECK(records[2].at("train_loss").as_double() == 2.0 / 3);
   CHECK(records[1].at("val_acc").is_null());
-  const std::vector<double> val_acc = tools::metric_column(records, "val_acc");
+  const std::vector<double> val_acc = train::metric_column(records, "val_acc");
   CHECK(val_acc[0] == 10.0);
   CHECK(std::isnan(val_acc[1]));
-  CHECK(std::isnan(tools::metric_column(records, "missing")[2]));
+  CHECK(std::isnan(train::metric_column(records, "missing")[2]));
 
   // A crash mid-write leaves a torn last line: readers skip it with a warning.
   write_raw(path, "{\"epoch\": 4, \"train_lo", "ab");
-  records = tools::read_metrics(path, warnings);
+  records = train::read_metrics(path, warnings);
   CHECK(records.size() == 3);
   CHECK(contents(warnings).find("line 4 is incomplete") != std::string::npos);
   // The next log cuts it before appending, so the new line does not join it.
   {
-    tools::MetricsLog log(path, nullptr);
+    train::MetricsLog log(path, nullptr);
     log.append(json::Object{{"epoch", 4}, {"train_loss", 0.4}});
   }
-  records = tools::read_metrics(path, warnings);
+  records = train::read_metrics(path, warnings);
   REQUIRE(records.size() == 4);
   CHECK(records[3].at("train_loss").as_double() == 0.4);
 
   // Resuming from the end of epoch 2 drops epochs 3 and 4 and keeps records without an epoch.
-  tools::MetricsLog(path).append(json::Object{{"note", "no epoch"}});
-  CHECK(tools::truncate_after_epoch(path, 2, warnings) == 2);
-  records = tools::read_metrics(path, warnings);
+  train::MetricsLog(path).append(json::Object{{"note", "no epoch"}});
+  CHECK(train::truncate_after_epoch(path, 2, warnings) == 2);
+  records = train::read_metrics(path, warnings);
   REQUIRE(records.size() == 3);
   CHECK(records[0].at("epoch").as_int() == 1);
   CHECK(records[1].at("epoch").as_int() == 2);
@@ -374,17 +378,17 @@ TEST_CASE("metrics.jsonl: append, read, torn last line, truncate for resume", "[
 
   // A bad line before the last is corruption, not a torn write.
   write_raw(path, "{\"epoch\": 1}\n{oops}\n{\"epoch\": 3}\n");
-  REQUIRE_THROWS_WITH(tools::read_metrics(path, warnings), Catch::Contains("line 2 is not valid JSON"));
+  REQUIRE_THROWS_WITH(train::read_metrics(path, warnings), Catch::Contains("line 2 is not valid JSON"));
   write_raw(path, "{\"epoch\": 1}\n[1, 2]\n{\"epoch\": 3}\n");
-  REQUIRE_THROWS_WITH(tools::read_metrics(path, warnings), Catch::Contains("line 2 is an array"));
+  REQUIRE_THROWS_WITH(train::read_metrics(path, warnings), Catch::Contains("line 2 is an array"));
   // Blank lines are skipped.
   write_raw(path, "\n{\"epoch\": 1}\n\n{\"epoch\": 2}\n");
-  CHECK(tools::read_metrics(path, warnings).size() == 2);
+  CHECK(train::read_metrics(path, warnings).size() == 2);
   std::fclose(warnings);
 }
 
 TEST_CASE("confusion matrix: counts, accuracy, per-class recall and precision, json, text", "[tools][metrics]") {
-  tools::ConfusionMatrix matrix(3);
+  train::ConfusionMatrix matrix(3);
   // (predicted, target)
   for (auto [predicted, target] : std::vector<std::pair<int, int>>{
            {0, 0}, {0, 0}, {1, 0}, {1, 1}, {2, 1}, {0, 1}, {2, 2}, {2, 2}, {0, 2}})
@@ -407,10 +411,10 @@ TEST_CASE("confusion matrix: counts, accuracy, per-class recall and precision, j
   CHECK(precision[2] == Approx(2.0 / 3));
   REQUIRE_THROWS(matrix.add(3, 0));
   REQUIRE_THROWS(matrix.add(0, -1));
-  REQUIRE_THROWS(tools::ConfusionMatrix(0));
+  REQUIRE_THROWS(train::ConfusionMatrix(0));
 
   // add_batch takes each row's argmax.
-  tools::ConfusionMatrix from_logits(3);
+  train::ConfusionMatrix from_logits(3);
   from_logits.add_batch(Tensor<float>::from_vector({0.9f, 0.1f, 0.0f, 0.2f, 0.1f, 0.7f}, {2, 3}),
                         Tensor<int64_t>::from_vector({0, 1}));
   CHECK(from_logits.count(0, 0) == 1);
@@ -436,7 +440,7 @@ TEST_CASE("confusion matrix: counts, accuracy, per-class recall and precision, j
   CHECK(lines[2] == "airplane      2      1      0   66.7%");
   CHECK(lines[1] == "          airpl    cat  truck  recall");
   // Many classes: the per-class list only. A class without samples shows "-" / null.
-  tools::ConfusionMatrix sparse(4);
+  train::ConfusionMatrix sparse(4);
   sparse.add(1, 0);
   const std::string list = sparse.to_string({}, 3);
   CHECK(list.find("confusion matrix") == std::string::npos);
@@ -451,16 +455,16 @@ TEST_CASE("topk_correct counts targets among the k highest scores", "[tools][met
                                                   0.3f, 0.2f, 0.1f, 0.0f},  // target 3: last
                                                  {3, 4});
   const auto targets = Tensor<int64_t>::from_vector({1, 1, 3});
-  CHECK(tools::topk_correct(logits, targets, 1) == 1);
-  CHECK(tools::topk_correct(logits, targets, 2) == 2);
-  CHECK(tools::topk_correct(logits, targets, 3) == 2);
-  CHECK(tools::topk_correct(logits, targets, 4) == 3);
+  CHECK(train::topk_correct(logits, targets, 1) == 1);
+  CHECK(train::topk_correct(logits, targets, 2) == 2);
+  CHECK(train::topk_correct(logits, targets, 3) == 2);
+  CHECK(train::topk_correct(logits, targets, 4) == 3);
   const auto with_nan = Tensor<double>::from_vector({std::nan(""), 0.0}, {1, 2});
-  CHECK(tools::topk_correct(with_nan, Tensor<int64_t>::from_vector({0}), 2) == 0);
-  REQUIRE_THROWS(tools::topk_correct(logits, targets, 0));
-  REQUIRE_THROWS(tools::topk_correct(logits, targets, 5));
-  REQUIRE_THROWS(tools::topk_correct(logits, Tensor<int64_t>::from_vector({1, 1, 4}), 1));
-  REQUIRE_THROWS_AS(tools::topk_correct(logits, Tensor<int64_t>::from_vector({1, 1}), 1), cct::ShapeError);
+  CHECK(train::topk_correct(with_nan, Tensor<int64_t>::from_vector({0}), 2) == 0);
+  REQUIRE_THROWS(train::topk_correct(logits, targets, 0));
+  REQUIRE_THROWS(train::topk_correct(logits, targets, 5));
+  REQUIRE_THROWS(train::topk_correct(logits, Tensor<int64_t>::from_vector({1, 1, 4}), 1));
+  REQUIRE_THROWS_AS(train::topk_correct(logits, Tensor<int64_t>::from_vector({1, 1}), 1), cct::ShapeError);
 }
 
 TEST_CASE("SVG plots: training curves and confusion matrix are well-formed and complete", "[tools][plots]") {
@@ -474,7 +478,7 @@ TEST_CASE("SVG plots: training curves and confusion matrix are well-formed and c
     records.push_back(record);
   }
   const std::string path = dir.file("curves.svg");
-  tools::write_curves_svg(path, records);
+  train::write_curves_svg(path, records);
   const std::string svg = cct::io::read_file(path);
   CHECK(svg.rfind("<svg", 0) == 0);
   CHECK(svg.substr(svg.size() - 7) == "</svg>\n");
@@ -487,21 +491,21 @@ TEST_CASE("SVG plots: training curves and confusion matrix are well-formed and c
   CHECK(count_of(svg, "<polyline") == 6);  // train: 1 line a panel; val: 2 pieces a panel around the gap
 
   // One epoch: dots, no lines; an empty run: "no data".
-  tools::write_curves_svg(path, std::vector<json::Object>{records[0]});
+  train::write_curves_svg(path, std::vector<json::Object>{records[0]});
   const std::string single = cct::io::read_file(path);
   require_well_formed_xml(single);
   CHECK(count_of(single, "<polyline") == 0);
   CHECK(count_of(single, "<circle") == 4);
   CHECK(single.find("nan") == std::string::npos);
-  const std::string empty = tools::curves_svg(tools::training_curve_panels({}), "empty");
+  const std::string empty = train::curves_svg(train::training_curve_panels({}), "empty");
   require_well_formed_xml(empty);
   CHECK(count_of(empty, "no data") == 2);
 
-  tools::ConfusionMatrix matrix(3);
+  train::ConfusionMatrix matrix(3);
   for (auto [predicted, target] : std::vector<std::pair<int, int>>{{0, 0}, {0, 0}, {1, 0}, {1, 1}, {2, 2}, {0, 2}})
     matrix.add(predicted, target);
   const std::string matrix_path = dir.file("confusion_matrix.svg");
-  tools::write_confusion_matrix_svg(matrix_path, matrix, {"cat & dog", "<bird>", "truck"});
+  train::write_confusion_matrix_svg(matrix_path, matrix, {"cat & dog", "<bird>", "truck"});
   const std::string heat = cct::io::read_file(matrix_path);
   require_well_formed_xml(heat);
   CHECK(heat.rfind("<svg", 0) == 0);
@@ -511,11 +515,217 @@ TEST_CASE("SVG plots: training curves and confusion matrix are well-formed and c
   CHECK(heat.find("accuracy 66.67% (4 / 6)") != std::string::npos);
   CHECK(heat.find(">2</text>") != std::string::npos);
   // 100 classes: no counts in the tiny cells, still well-formed.
-  tools::ConfusionMatrix large(100);
+  train::ConfusionMatrix large(100);
   for (int c = 0; c < 100; ++c) large.add(c, c);
-  const std::string large_svg = tools::confusion_matrix_svg(large, {});
+  const std::string large_svg = train::confusion_matrix_svg(large, {});
   require_well_formed_xml(large_svg);
   CHECK(count_of(large_svg, "<rect") == 100 * 100 + 2);
   for (const auto& entry : std::filesystem::directory_iterator(dir.path))
     CHECK(entry.path().extension() == ".svg");  // no temporary left behind
+}
+
+// ---- the run folder, training checkpoints and fit ------------------------------------------------------
+
+TEST_CASE("RunFolder refuses an empty, root or file path and creates nested folders", "[tools][train]") {
+  TempDir dir;
+  CHECK_THROWS_WITH(train::RunFolder(""), Catch::Contains("output folder is empty"));
+  CHECK_THROWS_WITH(train::RunFolder("/"), Catch::Contains("is the file-system root"));
+  CHECK_THROWS_WITH(train::RunFolder("/.."), Catch::Contains("is the file-system root"));
+  write_raw(dir.file("a_file"), "x");
+  CHECK_THROWS_WITH(train::RunFolder(dir.file("a_file")), Catch::Contains("exists and is not a folder"));
+  CHECK_THROWS_WITH(train::RunFolder(dir.file("a_file/run")),
+                    Catch::Contains("'" + dir.file("a_file") + "' exists and is not a folder"));
+  const train::RunFolder run(dir.file("x/y/z/"));
+  CHECK(std::filesystem::is_directory(dir.file("x/y/z")));
+  CHECK(run.last_checkpoint() == dir.file("x/y/z/") + "/last.safetensors");
+  CHECK_THROWS_WITH(train::RunFolder::read_saved_config(dir.file("x")), Catch::Contains("no checkpoint"));
+}
+
+TEST_CASE("LoopOptions round-trip through JSON", "[tools][train]") {
+  train::LoopOptions options;
+  options.epochs = 7;
+  options.lr = 3e-4;
+  options.seed = 42;
+  options.skip_nonfinite = true;
+  json::Object saved;
+  options.to_json(saved);
+  train::LoopOptions back;
+  back.from_json(saved);
+  CHECK(back.epochs == 7);
+  CHECK(back.lr == 3e-4);
+  CHECK(back.seed == 42);
+  CHECK(back.skip_nonfinite);
+}
+
+namespace {
+
+// Three Gaussian blobs in 4-D and a linear classifier: a task fit can learn in a few epochs.
+class BlobTask : public train::Task {
+ public:
+  explicit BlobTask(float scale = 1.0f) : model_(4, 3) {
+    cct::Generator gen(5);
+    for (int split = 0; split < 3; ++split) {
+      const int64_t n = split == 0 ? 48 : 16;
+      Tensor<float> x = Tensor<float>::empty({n, 4});
+      Tensor<int64_t> y = Tensor<int64_t>::empty({n});
+      for (int64_t i = 0; i < n; ++i) {
+        y.data()[i] = i % 3;
+        for (int64_t j = 0; j < 4; ++j)
+          x.data()[i * 4 + j] = scale * ((j == y.data()[i] ? 2.0f : 0.0f) + 0.5f * static_cast<float>(gen.normal()));
+      }
+      inputs_[split] = x;
+      targets_[split] = y;
+    }
+  }
+  std::vector<std::string> saved;  // file names in the order they were written
+
+  cct::nn::Module<float>& model() override { return model_; }
+  std::string model_name() const override { return "blob_linear"; }
+  const std::vector<std::string>& class_names() const override { return names_; }
+
+  int64_t steps_per_epoch() const override { return 6; }
+  void start_epoch(int64_t, int64_t first_step) override { step_ = first_step; }
+  bool next_batch() override { return step_ < 6 && (current_ = step_++, true); }
+  train::TrainStep forward(double label_smoothing) override {
+    train::TrainStep step;
+    const Tensor<float> x = slice(inputs_[0], current_ * 8, 8);
+    step.labels = slice(targets_[0], current_ * 8, 8);
+    step.logits = model_.forward(x);
+    step.loss = cct::cross_entropy(step.logits, step.labels, label_smoothing);
+    return step;
+  }
+  int64_t eval_batches(train::Split) override { return 2; }
+  Tensor<float> eval_logits(train::Split split, int64_t index, Tensor<int64_t>& labels) override {
+    const int which = split == train::Split::kValidation ? 1 : 2;
+    labels = slice(targets_[which], index * 8, 8);
+    return model_.forward(slice(inputs_[which], index * 8, 8));
+  }
+  void save_checkpoint(const std::string& path, cct::io::Metadata metadata,
+                       const cct::optim::NamedTensors<float>& extra) override {
+    auto tensors = model_.state_dict();
+    tensors.insert(tensors.end(), extra.begin(), extra.end());
+    cct::io::save_safetensors(path, tensors, metadata);
+    saved.push_back(std::filesystem::path(path).filename().string());
+  }
+  void load_weights(const std::string& path) override {
+    cct::io::load_into(path, model_.state_dict(), true, {"optimizer.", "training."});
+  }
+
+ private:
+  template <typename T>
+  static Tensor<T> slice(const Tensor<T>& full, int64_t begin, int64_t rows) {
+    const int64_t width = full.numel() / full.size(0);
+    cct::Shape shape = full.shape();
+    shape[0] = rows;
+    Tensor<T> out = Tensor<T>::empty(shape);
+    std::copy(full.data() + begin * width, full.data() + (begin + rows) * width, out.data());
+    return out;
+  }
+
+  cct::nn::Linear<float> model_;
+  std::vector<std::string> names_{"a", "b", "c"};
+  Tensor<float> inputs_[3];
+  Tensor<int64_t> targets_[3];
+  int64_t step_ = 0, current_ = 0;
+};
+
+train::LoopOptions blob_options() {
+  train::LoopOptions options;
+  options.epochs = 4;
+  options.batch_size = 8;
+  options.lr = 0.05;
+  options.warmup_epochs = 1;
+  options.weight_decay = 0;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("fit trains, saves best before last, writes metrics, curves and final.json", "[tools][train]") {
+  TempDir dir;
+  cct::manual_seed(0);
+  BlobTask task;
+  const train::RunFolder run(dir.file("run"));
+  volatile std::sig_atomic_t interrupted = 0;
+  REQUIRE(train::fit(task, blob_options(), run, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 0);
+  // Every improving epoch writes best.safetensors before last.safetensors.
+  REQUIRE(task.saved.size() >= 5);
+  CHECK(task.saved.front() == "best.safetensors");
+  for (size_t i = 0; i + 1 < task.saved.size(); ++i)
+    if (task.saved[i] == "best.safetensors") CHECK(task.saved[i + 1] == "last.safetensors");
+  CHECK(task.saved.back() == "last.safetensors");
+  const auto records = train::read_metrics(run.metrics_path());
+  REQUIRE(records.size() == 4);
+  for (const char* key : {"train_loss", "val_acc", "img_per_s", "data_seconds", "compute_seconds", "validation_seconds",
+                          "checkpoint_seconds"})
+    CHECK(records.back().find(key) != nullptr);
+  CHECK(records.back().at("train_loss").as_double() < records.front().at("train_loss").as_double());
+  const json::Value final_result = json::parse(cct::io::read_file(run.final_path()));
+  CHECK(final_result.at("test_acc").as_double() > 60.0);
+  CHECK(final_result.at("test_size").as_int() == 16);
+  CHECK(std::filesystem::exists(run.curves_path()));
+  CHECK(std::filesystem::exists(run.confusion_path()));
+}
+
+TEST_CASE("fit: interrupt saves a position that resumes to the uninterrupted result", "[tools][train]") {
+  TempDir dir;
+  volatile std::sig_atomic_t interrupted = 0;
+  cct::manual_seed(0);
+  BlobTask reference;
+  const train::RunFolder full(dir.file("full"));
+  REQUIRE(train::fit(reference, blob_options(), full, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 0);
+
+  // Interrupt before the first step: the checkpoint holds epoch 0, batch 0; resuming finishes the run.
+  cct::manual_seed(0);
+  BlobTask first;
+  const train::RunFolder split(dir.file("split"));
+  interrupted = 1;
+  REQUIRE(train::fit(first, blob_options(), split, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 130);
+  interrupted = 0;
+  BlobTask second;
+  REQUIRE(train::fit(second, blob_options(), split, "{}", true, &interrupted, std::chrono::steady_clock::now()) == 0);
+  const cct::io::SafeTensorsReader a(full.last_checkpoint()), b(split.last_checkpoint());
+  CHECK(a.read<float>("weight").to_vector() == b.read<float>("weight").to_vector());
+}
+
+TEST_CASE("fit: a NaN loss stops with one message, or is skipped; NaN metrics become null", "[tools][train]") {
+  TempDir dir;
+  volatile std::sig_atomic_t interrupted = 0;
+  cct::manual_seed(0);
+  {
+    BlobTask task(std::numeric_limits<float>::quiet_NaN());
+    const train::RunFolder run(dir.file("stop"));
+    CHECK_THROWS_WITH(train::fit(task, blob_options(), run, "{}", false, &interrupted, std::chrono::steady_clock::now()),
+                      Catch::Contains("at epoch 1, step 0; training stopped. No checkpoint was saved yet"));
+  }
+  {
+    BlobTask task(std::numeric_limits<float>::quiet_NaN());
+    const train::RunFolder run(dir.file("skip"));
+    train::LoopOptions options = blob_options();
+    options.epochs = 1;
+    options.skip_nonfinite = true;
+    REQUIRE(train::fit(task, options, run, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 0);
+    const std::string final_text = cct::io::read_file(run.final_path());
+    CHECK(final_text.find("\"test_loss\": null") != std::string::npos);
+  }
+}
+
+TEST_CASE("read_training_state refuses numbers with trailing text and negative positions", "[tools][train]") {
+  TempDir dir;
+  cct::nn::Linear<float> model(2, 2);
+  cct::optim::AdamW<float> optimizer(cct::optim::param_groups_no_decay_for_1d(model.named_parameters(), 0.0), {0.1});
+  auto write = [&](const std::string& key, const std::string& value) {
+    cct::io::Metadata metadata;
+    train::write_training_metadata(metadata, train::TrainingPosition{}, "{}");
+    metadata[key] = value;
+    auto tensors = model.state_dict();
+    for (const auto& entry : optimizer.state_dict()) tensors.push_back(entry);
+    cct::io::save_safetensors(dir.file("c.safetensors"), tensors, metadata);
+    return cct::io::SafeTensorsReader(dir.file("c.safetensors"));
+  };
+  CHECK_NOTHROW(train::read_training_state(write("training.epoch", "3"), optimizer));
+  CHECK_THROWS_WITH(train::read_training_state(write("training.epoch", "12abc"), optimizer),
+                    Catch::Contains("metadata 'training.epoch' is not a number: '12abc'"));
+  CHECK_THROWS_WITH(train::read_training_state(write("training.batch", "-4"), optimizer),
+                    Catch::Contains("is negative"));
 }

@@ -9,23 +9,14 @@
 // Data: --data-dir names the folder holding trec/, ag_news/, ag_news_subset/ and sentence_clf/
 // (text_data.hpp lists the files); without it $CCT_DATA_DIR/text, or $CCT_DATA_DIR itself, is used.
 // `cct_text --help` and `cct_text train --help` list every option.
-#include <csignal>
-#include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
 
-namespace {
-
-volatile std::sig_atomic_t g_interrupted = 0;
-void on_interrupt(int) { g_interrupted = 1; }
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  using namespace cct::text_trainer;
+  using namespace text_trainer;
   CLI::App app{"cct_text: train, evaluate and use text Compact Transformers (TextCCT, TextCVT, TextViTLite) for "
                "sentence classification, on the CPU"};
   app.require_subcommand(1);
@@ -70,31 +61,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_option("--stochastic-depth", train.stochastic_depth, "largest drop-path rate (last layer)")
       ->capture_default_str();
-  train_cmd->add_option("--epochs", train.epochs, "training epochs")->capture_default_str()->check(CLI::PositiveNumber);
-  train_cmd->add_option("--batch-size", train.batch_size, "sentences per step")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  train_cmd->add_option("--lr", train.lr, "peak learning rate (AdamW)")->capture_default_str()->check(CLI::PositiveNumber);
-  train_cmd->add_option("--min-lr", train.min_lr, "learning rate at the end of the cosine")->capture_default_str();
-  train_cmd->add_option("--weight-decay", train.weight_decay, "AdamW decoupled weight decay (not on biases and 1-D params)")
-      ->capture_default_str();
-  train_cmd->add_option("--warmup-epochs", train.warmup_epochs, "linear warm-up epochs")->capture_default_str();
-  train_cmd->add_option("--label-smoothing", train.label_smoothing, "label smoothing of the cross-entropy")
-      ->capture_default_str();
-  train_cmd->add_option("--clip-grad", train.clip_grad, "clip the global gradient norm to this (0: off)")
-      ->capture_default_str();
-  train_cmd->add_option("--threads", train.threads, "compute threads (default: all cores)")->capture_default_str();
-  train_cmd->add_option("--seed", train.seed, "seed for weights, data order, validation split and dropout")
-      ->capture_default_str();
-  train_cmd->add_option("--val-split", train.val_split,
-                        "fraction of the training part held out for model selection, for data sets without a dev "
-                        "file (the test set is used only for the final numbers)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.9));
+  trainer_cli::add_loop_options(train_cmd, train.loop, "sentences");
   train_cmd->add_option("--out", train.out, "output folder")->capture_default_str();
   train_cmd->add_flag("--resume", train.resume, "continue the run in --out from its last checkpoint");
-  train_cmd->add_flag("--skip-nonfinite", train.skip_nonfinite,
-                      "skip a step whose loss or gradient is NaN/inf instead of stopping");
 
   EvalOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("eval", "accuracy, per-class accuracy and confusion matrix of a checkpoint");
@@ -122,18 +91,9 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  try {
-    if (*train_cmd) return run_train(train, &g_interrupted);
+  return trainer_cli::run_command([&] {
+    if (*train_cmd) return run_train(train);
     if (*eval_cmd) return run_eval(eval);
-    if (*predict_cmd) return run_predict(predict);
-  } catch (const cct::Error& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
-    return 1;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
-    return 1;
-  }
-  return 0;
+    return run_predict(predict);
+  });
 }

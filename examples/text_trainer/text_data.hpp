@@ -15,11 +15,10 @@
 // 0–3 last); both readers map them to World, Sports, Business, Sci/Tech in that order.
 #pragma once
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -30,7 +29,8 @@
 #include <cct/data/dataset.hpp>
 #include <cct/text/datasets.hpp>
 
-namespace cct::text_trainer {
+namespace text_trainer {
+using namespace cct;
 
 inline const std::vector<std::string>& known_datasets() {
   static const std::vector<std::string> names = {"trec", "ag_news", "ag_news_subset", "mr",  "sst2",
@@ -39,12 +39,8 @@ inline const std::vector<std::string>& known_datasets() {
 }
 
 inline bool is_directory(const std::string& path) {
-  struct stat info {};
-  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-inline bool path_exists(const std::string& path) {
-  struct stat info {};
-  return ::stat(path.c_str(), &info) == 0;
+  std::error_code error;
+  return std::filesystem::is_directory(path, error);
 }
 
 // --data-dir when given; otherwise $CCT_DATA_DIR/text when that folder exists, else $CCT_DATA_DIR.
@@ -77,7 +73,7 @@ inline std::pair<text::TextDataset, text::TextDataset> split_stratified(const te
       const int64_t n = static_cast<int64_t>(pool.size());
       int64_t take = static_cast<int64_t>(static_cast<double>(n) * fraction + 0.5);
       if (take == 0 && n >= 2) take = 1;
-      Generator gen(data::detail::derive_seed(seed, c, 0, /*purpose=*/7));
+      Generator gen(data::derive_seed(seed, c, 0, /*purpose=*/7));
       const std::vector<int64_t> order = data::random_permutation(n, gen);
       for (int64_t i = 0; i < take; ++i) held[static_cast<size_t>(pool[static_cast<size_t>(order[static_cast<size_t>(i)])])] = 1;
     }
@@ -87,7 +83,7 @@ inline std::pair<text::TextDataset, text::TextDataset> split_stratified(const te
   return {dataset.subset(kept_rows), dataset.subset(held_rows)};
 }
 
-namespace detail {
+namespace reading {
 
 inline text::TextDataset with_class_names(text::TextDataset dataset, const std::vector<std::string>& names) {
   CCT_CHECK(dataset.num_classes() <= static_cast<int64_t>(names.size()), "the file has labels up to ",
@@ -102,7 +98,7 @@ inline text::TextDataset read_sentences(const std::string& path, const std::vect
   return text::read_label_sentence_file(path, options);
 }
 
-}  // namespace detail
+}  // namespace reading
 
 // Reads `name` from `dir` and cuts it (see the file comment). `val_split` and `seed` choose the
 // validation part where the data set has no dev file.
@@ -125,8 +121,8 @@ inline TextSplits read_text_data(const std::string& name, const std::string& dir
     s.train = text::read_trec(s.train_source = file("trec/train_5500.label"));
     s.test = text::read_trec(s.test_source = file("trec/TREC_10.label"));
   } else if (name == "ag_news" || name == "ag_news_subset") {
-    s.train = detail::with_class_names(text::read_ag_news_subset(s.train_source = file("ag_news_subset/train.csv")), ag_names);
-    s.val = detail::with_class_names(text::read_ag_news_subset(s.val_source = file("ag_news_subset/dev.csv")), ag_names);
+    s.train = reading::with_class_names(text::read_ag_news_subset(s.train_source = file("ag_news_subset/train.csv")), ag_names);
+    s.val = reading::with_class_names(text::read_ag_news_subset(s.val_source = file("ag_news_subset/dev.csv")), ag_names);
     // The subset's dev.csv rows all appear in its train.csv as well: they are left out of training, so
     // that validation (and the choice of best.safetensors) sees sentences the model was not trained on.
     const std::unordered_set<std::string> dev_texts(s.val.texts.begin(), s.val.texts.end());
@@ -139,16 +135,16 @@ inline TextSplits read_text_data(const std::string& name, const std::string& dir
       s.train = s.train.subset(kept);
     }
     if (name == "ag_news") s.test = text::read_ag_news(s.test_source = file("ag_news/test.csv"));
-    else s.test = detail::with_class_names(text::read_ag_news_subset(s.test_source = file("ag_news_subset/test.csv")), ag_names);
+    else s.test = reading::with_class_names(text::read_ag_news_subset(s.test_source = file("ag_news_subset/test.csv")), ag_names);
     has_dev = true;
   } else if (name == "sst2" || name == "sst1") {
     const std::string stem = name == "sst2" ? "sentence_clf/stsa.binary." : "sentence_clf/stsa.fine.";
     const std::vector<std::string> names =
         name == "sst2" ? polarity
                        : std::vector<std::string>{"very negative", "negative", "neutral", "positive", "very positive"};
-    s.train = detail::read_sentences(s.train_source = file(stem + "train"), names);
-    s.val = detail::read_sentences(s.val_source = file(stem + "dev"), names);
-    s.test = detail::read_sentences(s.test_source = file(stem + "test"), names);
+    s.train = reading::read_sentences(s.train_source = file(stem + "train"), names);
+    s.val = reading::read_sentences(s.val_source = file(stem + "dev"), names);
+    s.test = reading::read_sentences(s.test_source = file(stem + "test"), names);
     has_dev = true;
   } else {
     const std::string path = name == "mr"     ? "sentence_clf/rt-polarity.all"
@@ -156,7 +152,7 @@ inline TextSplits read_text_data(const std::string& name, const std::string& dir
                              : name == "cr"   ? "sentence_clf/custrev.all"
                                               : "sentence_clf/mpqa.all";
     const std::vector<std::string> names = name == "subj" ? std::vector<std::string>{"subjective", "objective"} : polarity;
-    const text::TextDataset all = detail::read_sentences(file(path), names);
+    const text::TextDataset all = reading::read_sentences(file(path), names);
     std::tie(s.train, s.test) = split_stratified(all, 0.1, kTestSplitSeed);
     s.train_source = file(path) + " (90%)";
     s.test_source = file(path) + " (a fixed 10%)";
@@ -169,4 +165,4 @@ inline TextSplits read_text_data(const std::string& name, const std::string& dir
   return s;
 }
 
-}  // namespace cct::text_trainer
+}  // namespace text_trainer

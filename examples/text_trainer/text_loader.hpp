@@ -15,7 +15,8 @@
 #include <cct/text/datasets.hpp>
 #include <cct/text/vocabulary.hpp>
 
-namespace cct::text_trainer {
+namespace text_trainer {
+using namespace cct;
 
 struct TextBatch {
   Tensor<int64_t> ids;     // (B, seq_len)
@@ -54,7 +55,7 @@ class TextLoader {
     std::vector<int64_t> order(static_cast<size_t>(dataset_.size()));
     for (int64_t i = 0; i < dataset_.size(); ++i) order[static_cast<size_t>(i)] = i;
     if (!options_.shuffle) return order;
-    Generator gen(data::detail::derive_seed(options_.seed, static_cast<uint64_t>(epoch), 0, kShuffleStream));
+    Generator gen(data::derive_seed(options_.seed, static_cast<uint64_t>(epoch), 0, kShuffleStream));
     return data::random_permutation(dataset_.size(), gen);
   }
 
@@ -83,4 +84,4 @@ class TextLoader {
   TextLoaderOptions options_;
 };
 
-}  // namespace cct::text_trainer
+}  // namespace text_trainer

@@ -11,7 +11,8 @@
 #include <cct/data/image_io.hpp>
 #include <cct/data/transforms.hpp>
 
-namespace cct::trainer {
+namespace image_trainer {
+using namespace cct;
 
 // A blue → red colour ramp for a weight in [0, 1].
 inline void heat_colour(float t, float rgb[3]) {
@@ -72,4 +73,4 @@ inline void write_attention_overlay(const std::string& path, const std::vector<d
   data::write_image_grid(path, panels, captions, options);
 }
 
-}  // namespace cct::trainer
+}  // namespace image_trainer

@@ -1,34 +1,31 @@
-// The three commands of cct_trainer: train, eval, predict.
+// The three commands of cct_trainer: train, eval, predict. Training runs through cct::train::fit; this
+// file holds what is particular to images: reading the data, augmentation, and the image checkpoint.
 #pragma once
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <cct/cct.hpp>
 #include <cct/data/image_io.hpp>
 #include <cct/data/loader.hpp>
 #include <cct/models/summary.hpp>
+#include <cct/train/fit.hpp>
 
-#include "../common/metrics.hpp"
-#include "../common/plots.hpp"
-#include "../common/progress.hpp"
+#include "../common/cli.hpp"
+#include "../common/outputs.hpp"
 #include "attention_overlay.hpp"
+#include "data_info.hpp"
 #include "data_source.hpp"
-#include "training_state.hpp"
 
-namespace cct::trainer {
+namespace image_trainer {
+using namespace cct;
 
 // Defaults: a recipe that trains cct_2_3x2_32 well on a 2-core CPU in about an hour.
 struct TrainOptions {
@@ -36,28 +33,25 @@ struct TrainOptions {
   std::string data;
   std::string format = "auto";
   int64_t image_size = 32;
-  int64_t epochs = 40;
-  int64_t batch_size = 128;
-  double lr = 1e-3;
-  double min_lr = 1e-5;
-  double weight_decay = 0.05;
-  int64_t warmup_epochs = 3;
-  int64_t cooldown_epochs = 0;
-  double label_smoothing = 0.1;
+  train::LoopOptions loop = [] {
+    train::LoopOptions loop;
+    loop.epochs = 40;
+    loop.batch_size = 128;
+    loop.lr = 1e-3;
+    loop.weight_decay = 0.05;
+    loop.warmup_epochs = 3;
+    loop.val_split = 0.05;
+    return loop;
+  }();
   std::string augment = "basic";
   double mixup = 0.0;
   double cutmix = 0.0;
   int64_t mix_off_epoch = 0;
   double random_erasing = 0.0;
-  double clip_grad = 0.0;
-  int threads = 0;
-  uint64_t seed = 0;
-  double val_split = 0.05;
   int64_t limit_train = 0;
   int64_t limit_test = 0;
   std::string out = "runs/cct_2_3x2_32";
   bool resume = false;
-  bool skip_nonfinite = false;
 
   json::Object to_json() const {
     json::Object o;
@@ -65,23 +59,12 @@ struct TrainOptions {
     o.set("data", json::Value(data));
     o.set("format", json::Value(format));
     o.set("image_size", json::Value(image_size));
-    o.set("epochs", json::Value(epochs));
-    o.set("batch_size", json::Value(batch_size));
-    o.set("lr", json::Value(lr));
-    o.set("min_lr", json::Value(min_lr));
-    o.set("weight_decay", json::Value(weight_decay));
-    o.set("warmup_epochs", json::Value(warmup_epochs));
-    o.set("cooldown_epochs", json::Value(cooldown_epochs));
-    o.set("label_smoothing", json::Value(label_smoothing));
+    loop.to_json(o);
     o.set("augment", json::Value(augment));
     o.set("mixup", json::Value(mixup));
     o.set("cutmix", json::Value(cutmix));
     o.set("mix_off_epoch", json::Value(mix_off_epoch));
     o.set("random_erasing", json::Value(random_erasing));
-    o.set("clip_grad", json::Value(clip_grad));
-    o.set("threads", json::Value(static_cast<int64_t>(threads)));
-    o.set("seed", json::Value(static_cast<int64_t>(seed)));
-    o.set("val_split", json::Value(val_split));
     o.set("limit_train", json::Value(limit_train));
     o.set("limit_test", json::Value(limit_test));
     o.set("out", json::Value(out));
@@ -93,23 +76,12 @@ struct TrainOptions {
     t.data = o.at("data").as_string();
     t.format = o.at("format").as_string();
     t.image_size = o.at("image_size").as_int();
-    t.epochs = o.at("epochs").as_int();
-    t.batch_size = o.at("batch_size").as_int();
-    t.lr = o.at("lr").as_double();
-    t.min_lr = o.at("min_lr").as_double();
-    t.weight_decay = o.at("weight_decay").as_double();
-    t.warmup_epochs = o.at("warmup_epochs").as_int();
-    t.cooldown_epochs = o.at("cooldown_epochs").as_int();
-    t.label_smoothing = o.at("label_smoothing").as_double();
+    t.loop.from_json(o);
     t.augment = o.at("augment").as_string();
     t.mixup = o.at("mixup").as_double();
     t.cutmix = o.at("cutmix").as_double();
     t.mix_off_epoch = o.at("mix_off_epoch").as_int();
     t.random_erasing = o.at("random_erasing").as_double();
-    t.clip_grad = o.at("clip_grad").as_double();
-    t.threads = static_cast<int>(o.at("threads").as_int());
-    t.seed = static_cast<uint64_t>(o.at("seed").as_int());
-    t.val_split = o.at("val_split").as_double();
     t.limit_train = o.at("limit_train").as_int();
     t.limit_test = o.at("limit_test").as_int();
     t.out = o.at("out").as_string();
@@ -133,31 +105,11 @@ struct PredictOptions {
 
 // ---- shared pieces ---------------------------------------------------------------------------------
 
-// A metric for final.json / eval.json: JSON has no NaN or infinity, so a diverged model's loss is null.
-inline json::Value finite_or_null(double value) { return std::isfinite(value) ? json::Value(value) : json::Value(); }
-
 inline std::string resolve_data_dir(const std::string& given) {
   if (!given.empty()) return given;
   if (const char* env = std::getenv("CCT_DATA_DIR")) return env;
   throw Error("no data: pass --data DIR or set CCT_DATA_DIR (a CIFAR-10 binary folder, an IDX folder, or a "
               "folder with train/ and test/ image folders; scripts/train_cifar10.sh prepares CIFAR-10)");
-}
-
-inline void make_directories(const std::string& path) {
-  std::string partial;
-  for (size_t i = 0; i <= path.size(); ++i) {
-    if (i == path.size() || path[i] == '/') {
-      if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0) {
-        const int error = errno;
-        struct stat info {};
-        if (error != EEXIST)
-          throw IoError("cannot create output folder '" + partial + "': " + std::strerror(error));
-        if (::stat(partial.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
-          throw IoError("cannot use output folder '" + path + "': '" + partial + "' exists and is not a folder");
-      }
-    }
-    if (i < path.size()) partial += path[i];
-  }
 }
 
 // A seeded random subset of `limit` images (all classes represented), or the whole set for limit 0.
@@ -170,48 +122,24 @@ inline data::ImageDataset limit_images(const data::ImageDataset& dataset, int64_
   return dataset.subset(indices);
 }
 
-struct EvalResult {
-  double loss = 0, top1 = 0, top5 = 0;
-  int64_t count = 0;
-  tools::ConfusionMatrix confusion{1};
-};
-
-// Loss, top-1 and top-5 of `model` on `dataset` (eval mode, no augmentation).
-inline EvalResult evaluate(models::CompactTransformer<float>& model, const data::ImageDataset& dataset,
-                           const data::Normalize& normalize, int64_t batch_size, const char* label = "eval") {
+// Evaluates `model` on `dataset` in file order (no augmentation) with the shared evaluation loop.
+inline train::Evaluation evaluate_images(models::CompactTransformer<float>& model, const data::ImageDataset& dataset,
+                                         const data::Normalize& normalize, int64_t batch_size, const std::string& label) {
   data::LoaderOptions options;
   options.batch_size = batch_size;
   options.shuffle = false;
   options.normalize = normalize;
   data::DataLoader loader(dataset, options);
-  EvalResult result;
-  result.confusion = tools::ConfusionMatrix(dataset.num_classes());
-  const bool was_training = model.is_training();
-  model.eval();
-  NoGradGuard no_grad;
-  tools::ProgressBar bar(loader.num_batches(), label);
   loader.start_epoch(0);
   data::Batch batch;
-  double loss_sum = 0;
-  int64_t top5 = 0;
-  for (int64_t step = 0; loader.next(batch); ++step) {
-    Tensor<float> logits = model.forward(batch.images);
-    loss_sum += cross_entropy(logits, batch.labels).item() * batch.size();
-    top5 += tools::topk_correct(logits, batch.labels, std::min<int64_t>(5, dataset.num_classes()));
-    for (int64_t i = 0; i < batch.size(); ++i) {
-      const float* row = logits.data() + i * logits.size(1);
-      const int64_t predicted = std::max_element(row, row + logits.size(1)) - row;
-      result.confusion.add(predicted, batch.labels(i));
-    }
-    result.count += batch.size();
-    bar.update(step + 1, {{"acc", 100.0 * result.confusion.accuracy()}}, result.count);
-  }
-  bar.finish({{"acc", 100.0 * result.confusion.accuracy()}});
-  if (was_training) model.train();
-  result.loss = loss_sum / std::max<int64_t>(1, result.count);
-  result.top1 = 100.0 * result.confusion.accuracy();
-  result.top5 = 100.0 * static_cast<double>(top5) / std::max<int64_t>(1, result.count);
-  return result;
+  return train::evaluate(
+      model, loader.num_batches(), dataset.num_classes(),
+      [&](int64_t, Tensor<int64_t>& labels) {
+        loader.next(batch);
+        labels = batch.labels;
+        return model.forward(batch.images);
+      },
+      label, "img");
 }
 
 inline data::Compose make_augmentation(const std::string& kind, const data::ImageDataset& dataset) {
@@ -227,33 +155,107 @@ inline data::Compose make_augmentation(const std::string& kind, const data::Imag
 
 // ---- train -----------------------------------------------------------------------------------------
 
-inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupted) {
-  // Resuming takes the run's own settings, so the continuation is the same run.
-  const std::string config_path = options.out + "/config.json";
-  const std::string last_path = options.out + "/last.safetensors", best_path = options.out + "/best.safetensors";
-  if (options.resume) {
-    if (!path_exists(last_path))
-      throw IoError("--resume: no checkpoint '" + last_path + "' to resume from (start without --resume)");
-    const std::string out = options.out;
-    options = TrainOptions::from_json(json::parse(io::read_file(config_path)).as_object());
-    options.out = out;
-    options.resume = true;
-    std::printf("resuming %s with its saved settings (%s)\n", last_path.c_str(), config_path.c_str());
-  }
-  if (options.threads > 0) set_num_threads(options.threads);
-  manual_seed(options.seed);
+// Images for cct::train::fit: a background DataLoader with augmentation (and Mixup/CutMix) for
+// training, plain loaders for validation and test, and checkpoints that record the normalisation.
+class ImageTask : public train::Task {
+ public:
+  ImageTask(const TrainOptions& options, std::shared_ptr<models::CompactTransformer<float>> model,
+            data::ImageDataset train_set, data::ImageDataset val_set, data::ImageDataset test_set,
+            const data::Normalize& normalize, data::LoaderOptions loader_options)
+      : options_(options),
+        model_(std::move(model)),
+        train_set_(std::move(train_set)),
+        val_set_(std::move(val_set)),
+        test_set_(std::move(test_set)),
+        normalize_(normalize),
+        loader_(train_set_, loader_options),
+        data_info_{train_set_.class_names(), normalize.mean, normalize.stddev} {}
 
-  // Fail before any training if the output folder cannot be written.
-  make_directories(options.out);
-  io::write_file_atomic(config_path, json::dump(json::Value(options.to_json()), 2) + "\n");
+  data::DataLoader& loader() { return loader_; }
+
+  nn::Module<float>& model() override { return *model_; }
+  std::string model_name() const override { return options_.model; }
+  const std::vector<std::string>& class_names() const override { return train_set_.class_names(); }
+  std::string recipe() const override { return options_.augment + " augmentation"; }
+
+  int64_t steps_per_epoch() const override { return loader_.num_batches(); }
+  void start_epoch(int64_t epoch, int64_t first_step) override {
+    if (options_.mix_off_epoch > 0 && epoch >= options_.mix_off_epoch) loader_.set_mixup(std::nullopt);
+    loader_.start_epoch(epoch);
+    for (int64_t skip = 0; skip < first_step; ++skip) loader_.next(batch_);  // resume mid-epoch
+  }
+  bool next_batch() override { return loader_.next(batch_); }
+  train::TrainStep forward(double label_smoothing) override {
+    train::TrainStep step;
+    step.logits = model_->forward(batch_.images);
+    step.loss = batch_.soft_targets.defined() ? cross_entropy(step.logits, batch_.soft_targets)
+                                              : cross_entropy(step.logits, batch_.labels, label_smoothing);
+    step.labels = batch_.labels;
+    return step;
+  }
+
+  int64_t eval_batches(train::Split split) override {
+    const data::ImageDataset& dataset = split == train::Split::kTest ? test_set_ : val_set_;
+    if (dataset.empty()) return 0;
+    data::LoaderOptions options;
+    options.batch_size = 256;
+    options.shuffle = false;
+    options.normalize = normalize_;
+    eval_loader_ = std::make_unique<data::DataLoader>(dataset, options);
+    eval_loader_->start_epoch(0);
+    return eval_loader_->num_batches();
+  }
+  Tensor<float> eval_logits(train::Split, int64_t, Tensor<int64_t>& labels) override {
+    eval_loader_->next(eval_batch_);
+    labels = eval_batch_.labels;
+    return model_->forward(eval_batch_.images);
+  }
+
+  void save_checkpoint(const std::string& path, io::Metadata metadata,
+                       const optim::NamedTensors<float>& extra_tensors) override {
+    write_normalisation(metadata, data_info_);
+    io::save_model(path, *model_, metadata, extra_tensors);
+  }
+  void load_weights(const std::string& path) override { io::load_model(path, *model_, /*strict=*/true); }
+
+ private:
+  TrainOptions options_;
+  std::shared_ptr<models::CompactTransformer<float>> model_;
+  data::ImageDataset train_set_, val_set_, test_set_;
+  data::Normalize normalize_;
+  data::DataLoader loader_;
+  std::unique_ptr<data::DataLoader> eval_loader_;
+  data::Batch batch_, eval_batch_;
+  DataInfo data_info_;
+};
+
+// What the model sees: the first augmented batch, as a picture.
+inline void write_augmented_samples(const std::string& path, data::DataLoader& loader, const data::ImageDataset& train_set,
+                                    const data::Normalize& normalize) {
+  const data::Batch sample = loader.make_batch(0, 0);
+  std::vector<data::Image> shown;
+  std::vector<std::string> captions;
+  const int64_t C = train_set.channels(), H = train_set.height(), W = train_set.width();
+  for (int64_t i = 0; i < std::min<int64_t>(32, sample.size()); ++i) {
+    shown.push_back(normalize.denormalize(sample.images.data() + i * C * H * W, C, H, W));
+    captions.push_back(train_set.class_names()[static_cast<size_t>(sample.labels(i))]);
+  }
+  data::GridOptions grid;
+  grid.upscale = H < 64 ? 3 : 1;
+  data::write_image_grid(path, shown, captions, grid);
+}
+
+inline int run_train(TrainOptions options) {
+  const auto started = std::chrono::steady_clock::now();
+  const train::RunFolder run = trainer_cli::start_run(options);
+  const train::LoopOptions& loop = options.loop;
 
   const std::string data_dir = resolve_data_dir(options.data);
-  const auto started = std::chrono::steady_clock::now();
   DataSplits splits = read_data(data_dir, parse_format(options.format), options.image_size);
-  data::ImageDataset train_set = limit_images(splits.train, options.limit_train, options.seed);
-  data::ImageDataset test_set = limit_images(splits.test, options.limit_test, options.seed + 1);
+  data::ImageDataset train_set = limit_images(splits.train, options.limit_train, loop.seed);
+  data::ImageDataset test_set = limit_images(splits.test, options.limit_test, loop.seed + 1);
   data::ImageDataset val_set;
-  if (options.val_split > 0) std::tie(train_set, val_set) = train_set.split(options.val_split, options.seed);
+  if (loop.val_split > 0) std::tie(train_set, val_set) = train_set.split(loop.val_split, loop.seed);
   std::printf("data: %s from %s: %lld train, %lld validation, %lld test images, %lld classes, %lldx%lldx%lld (%.1f s)\n",
               format_name(splits.format), data_dir.c_str(), static_cast<long long>(train_set.size()),
               static_cast<long long>(val_set.size()), static_cast<long long>(test_set.size()),
@@ -261,26 +263,26 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
               static_cast<long long>(train_set.height()), static_cast<long long>(train_set.width()),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 
+  CCT_CHECK(train_set.height() == train_set.width(), "the models take square images; got ", train_set.height(), "x",
+            train_set.width(), " (use --image-size with an image folder)");
   models::ModelOptions model_options;
   model_options.num_classes = train_set.num_classes();
   model_options.in_channels = train_set.channels();
   model_options.image_size = train_set.height();
-  model_options.seed = options.seed;
+  model_options.seed = loop.seed;
   auto model = models::create(options.model, model_options);
-  CCT_CHECK(train_set.height() == train_set.width(), "the models take square images; got ", train_set.height(), "x",
-            train_set.width(), " (use --image-size with an image folder)");
   const models::ModelStats stats = models::model_stats(*model);
   std::printf("model: %s, %s parameters (%s trainable), %.3f GMACs per image (%.3f G with attention); "
               "`model_summary %s` prints the layers\n",
-              options.model.c_str(), models::detail::with_thousands(stats.params).c_str(),
-              models::detail::with_thousands(stats.trainable_params).c_str(), stats.macs / 1e9,
+              options.model.c_str(), train::format_thousands(stats.params).c_str(),
+              train::format_thousands(stats.trainable_params).c_str(), stats.macs / 1e9,
               (stats.macs + stats.attention_macs) / 1e9, options.model.c_str());
 
   data::LoaderOptions loader_options;
-  loader_options.batch_size = options.batch_size;
+  loader_options.batch_size = loop.batch_size;
   loader_options.shuffle = true;
   loader_options.drop_last = true;
-  loader_options.seed = options.seed;
+  loader_options.seed = loop.seed;
   loader_options.normalize = splits.normalize;
   loader_options.transform = make_augmentation(options.augment, train_set);
   if (options.random_erasing > 0) {
@@ -288,198 +290,19 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
     erasing.p = options.random_erasing;
     loader_options.float_transforms.push_back(erasing);
   }
-  std::optional<data::MixupOptions> mixup;
   if (options.mixup > 0 || options.cutmix > 0) {
     data::MixupOptions mix;
     mix.mixup_alpha = options.mixup;
     mix.cutmix_alpha = options.cutmix;
-    mix.label_smoothing = options.label_smoothing;
-    mixup = mix;
+    mix.label_smoothing = loop.label_smoothing;
+    loader_options.mixup = mix;
   }
-  loader_options.mixup = mixup;
-  data::DataLoader loader(train_set, loader_options);
-  const int64_t steps_per_epoch = loader.num_batches();
-  CCT_CHECK(steps_per_epoch > 0, "the training set (", train_set.size(), " images) is smaller than one batch of ",
-            options.batch_size);
-
-  {
-    // What the model sees: the first augmented batch, as a picture.
-    const data::Batch sample = loader.make_batch(0, 0);
-    std::vector<data::Image> shown;
-    std::vector<std::string> captions;
-    const int64_t C = train_set.channels(), H = train_set.height(), W = train_set.width();
-    for (int64_t i = 0; i < std::min<int64_t>(32, sample.size()); ++i) {
-      shown.push_back(splits.normalize.denormalize(sample.images.data() + i * C * H * W, C, H, W));
-      captions.push_back(train_set.class_names()[static_cast<size_t>(sample.labels(i))]);
-    }
-    data::GridOptions grid;
-    grid.upscale = H < 64 ? 3 : 1;
-    data::write_image_grid(options.out + "/augmented_samples.png", shown, captions, grid);
-  }
-
-  optim::AdamW<float> optimizer(optim::param_groups_no_decay_for_1d(model->named_parameters(), options.weight_decay),
-                                {options.lr});
-  CCT_CHECK(options.cooldown_epochs >= 0 && options.cooldown_epochs < options.epochs, "--cooldown-epochs (",
-            options.cooldown_epochs, ") must be below --epochs (", options.epochs, ")");
-  const int64_t cosine_epochs = options.epochs - options.cooldown_epochs;
-  int64_t warmup_epochs = options.warmup_epochs;
-  if (warmup_epochs >= cosine_epochs) {
-    warmup_epochs = cosine_epochs / 2;
-    std::printf("note: %lld warm-up epochs do not fit a %lld-epoch schedule; warming up for %lld\n",
-                static_cast<long long>(options.warmup_epochs), static_cast<long long>(cosine_epochs),
-                static_cast<long long>(warmup_epochs));
-  }
-  optim::CosineSchedule schedule{options.lr, 1e-6, options.min_lr, warmup_epochs, cosine_epochs, options.cooldown_epochs};
-  schedule = schedule.per_iteration(steps_per_epoch);
-
-  DataInfo data_info{train_set.class_names(), splits.normalize.mean, splits.normalize.stddev};
-  // The run's settings without its output folder, so a run copied or resumed elsewhere checkpoints the same bytes.
-  json::Object saved_args = options.to_json();
-  json::Object args_without_out;
-  for (const auto& [key, value] : saved_args.members())
-    if (key != "out") args_without_out.set(key, value);
-  const std::string args_json = json::dump(json::Value(args_without_out));
-  const std::string metrics_path = options.out + "/metrics.jsonl";
-  TrainingPosition position;
-  if (options.resume) {
-    position = load_training_checkpoint(last_path, *model, optimizer);
-    tools::truncate_after_epoch(metrics_path, position.epoch);
-    std::printf("resumed at epoch %lld, batch %lld (step %lld)\n", static_cast<long long>(position.epoch + 1),
-                static_cast<long long>(position.batch), static_cast<long long>(position.global_step));
-  } else {
-    std::remove(metrics_path.c_str());
-  }
-  tools::MetricsLog metrics(metrics_path);
-  auto save_last = [&] { save_training_checkpoint(last_path, *model, optimizer, position, data_info, args_json); };
-
-  std::printf("training %s for %lld epochs of %lld steps (batch %lld, AdamW lr %g, wd %g, %s augmentation, %d threads)\n",
-              options.model.c_str(), static_cast<long long>(options.epochs), static_cast<long long>(steps_per_epoch),
-              static_cast<long long>(options.batch_size), options.lr, options.weight_decay, options.augment.c_str(),
-              num_threads());
-  int64_t skipped_steps = 0;
-  for (int64_t epoch = position.epoch; epoch < options.epochs; ++epoch) {
-    if (options.mix_off_epoch > 0 && epoch >= options.mix_off_epoch) loader.set_mixup(std::nullopt);
-    model->train();
-    loader.start_epoch(epoch);
-    data::Batch batch;
-    for (int64_t skip = 0; skip < position.batch; ++skip) loader.next(batch);  // resume mid-epoch
-    const auto epoch_start = std::chrono::steady_clock::now();
-    tools::ProgressBar bar(steps_per_epoch, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs));
-    if (position.batch > 0) bar.start_at(position.batch);
-    int64_t step_in_epoch = position.batch, seen = 0;
-    double loss_sum = position.epoch_loss_sum;
-    int64_t correct = position.epoch_correct, counted = position.epoch_seen;
-    while (loader.next(batch)) {
-      if (*interrupted) {
-        position.epoch = epoch;
-        position.batch = step_in_epoch;
-        position.epoch_loss_sum = loss_sum;
-        position.epoch_correct = correct;
-        position.epoch_seen = counted;
-        save_last();
-        std::printf("\ninterrupted: saved %s at epoch %lld, batch %lld; continue with --resume --out %s\n",
-                    last_path.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(step_in_epoch),
-                    options.out.c_str());
-        return 130;
-      }
-      optimizer.set_lr(schedule.lr_at(position.global_step));
-      Tensor<float> logits = model->forward(batch.images);
-      Tensor<float> loss = batch.soft_targets.defined() ? cross_entropy(logits, batch.soft_targets)
-                                                         : cross_entropy(logits, batch.labels, options.label_smoothing);
-      const float loss_value = loss.item();
-      std::optional<std::string> bad_gradient;
-      if (std::isfinite(loss_value)) {
-        optimizer.zero_grad();
-        loss.backward();
-        bad_gradient = optim::grads_finite(model->named_parameters());
-      }
-      if (!std::isfinite(loss_value) || bad_gradient) {
-        const std::string what = !std::isfinite(loss_value)
-                                     ? "the loss is " + std::to_string(loss_value)
-                                     : "the gradient of '" + *bad_gradient + "' is not finite";
-        if (options.skip_nonfinite && ++skipped_steps <= 100) {
-          std::fprintf(stderr, "\nwarning: %s at epoch %lld, step %lld; skipping this step\n", what.c_str(),
-                       static_cast<long long>(epoch + 1), static_cast<long long>(position.global_step));
-          ++step_in_epoch;
-          continue;
-        }
-        throw Error(detail::concat(what, " at epoch ", epoch + 1, ", step ", position.global_step,
-                                   "; training stopped. ",
-                                   path_exists(last_path) ? "The last good checkpoint is " + last_path
-                                                          : std::string("No checkpoint was saved yet"),
-                                   ". Try a lower --lr, --clip-grad 1, or --skip-nonfinite"));
-      }
-      if (options.clip_grad > 0) optim::clip_grad_norm_(model->named_parameters(), options.clip_grad);
-      optimizer.step();
-      ++position.global_step;
-      ++step_in_epoch;
-
-      loss_sum += static_cast<double>(loss_value) * batch.size();
-      for (int64_t i = 0; i < batch.size(); ++i) {
-        const float* row = logits.data() + i * logits.size(1);
-        correct += (std::max_element(row, row + logits.size(1)) - row) == batch.labels(i);
-      }
-      counted += batch.size();
-      seen += batch.size();
-      bar.update(step_in_epoch, {{"loss", loss_sum / counted}, {"acc", 100.0 * correct / counted}, {"lr", optimizer.lr()}},
-                 seen);
-    }
-    bar.finish({{"loss", loss_sum / std::max<int64_t>(1, counted)}, {"acc", 100.0 * correct / std::max<int64_t>(1, counted)}});
-    const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-
-    json::Object line;
-    line.set("epoch", json::Value(epoch + 1));
-    line.set("lr", json::Value(optimizer.lr()));
-    line.set("train_loss", json::Value(loss_sum / std::max<int64_t>(1, counted)));
-    line.set("train_acc", json::Value(100.0 * correct / std::max<int64_t>(1, counted)));
-    double selection = 100.0 * correct / std::max<int64_t>(1, counted);
-    if (!val_set.empty()) {
-      const EvalResult val = evaluate(*model, val_set, splits.normalize, 256, "  validation");
-      line.set("val_loss", json::Value(val.loss));
-      line.set("val_acc", json::Value(val.top1));
-      line.set("val_top5", json::Value(val.top5));
-      selection = val.top1;
-      std::printf("  validation: loss %.4f, top-1 %.2f%%, top-5 %.2f%%\n", val.loss, val.top1, val.top5);
-    }
-    line.set("epoch_seconds", json::Value(epoch_seconds));
-    line.set("img_per_s", json::Value(seen / std::max(1e-9, epoch_seconds)));
-    line.set("elapsed_minutes",
-             json::Value(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60.0));
-    metrics.append(line);
-
-    position.epoch = epoch + 1;
-    position.batch = 0;
-    position.epoch_loss_sum = 0;
-    position.epoch_correct = position.epoch_seen = 0;
-    const bool improved = selection > position.best_accuracy;
-    if (improved) {
-      position.best_accuracy = selection;
-      position.best_epoch = epoch + 1;
-    }
-    // best before last: a crash between the two then repeats this epoch on resume (and rewrites the same
-    // best file) instead of leaving a last checkpoint that names an epoch best.safetensors never got.
-    if (improved) save_training_checkpoint(best_path, *model, optimizer, position, data_info, args_json);
-    save_last();
-    tools::write_curves_svg(options.out + "/curves.svg", tools::read_metrics(metrics_path));
-  }
-
-  // Final numbers: the best checkpoint on the test set.
-  if (path_exists(best_path)) io::load_model(best_path, *model, true);
-  const EvalResult test = evaluate(*model, test_set, splits.normalize, 256, "test");
-  tools::write_confusion_matrix_svg(options.out + "/confusion_matrix.svg", test.confusion, test_set.class_names());
-  json::Object final_result;
-  final_result.set("model", json::Value(options.model));
-  final_result.set("best_epoch", json::Value(position.best_epoch));
-  final_result.set("test_loss", finite_or_null(test.loss));
-  final_result.set("test_acc", finite_or_null(test.top1));
-  final_result.set("test_top5", finite_or_null(test.top5));
-  final_result.set("minutes", json::Value(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60.0));
-  final_result.set("confusion_matrix", test.confusion.to_json());
-  io::write_file_atomic(options.out + "/final.json", json::dump(json::Value(final_result), 2) + "\n");
-  std::printf("\n%s", test.confusion.to_string(test_set.class_names()).c_str());
-  std::printf("test (best epoch %lld): top-1 %.2f%%, top-5 %.2f%%, loss %.4f; outputs in %s/\n",
-              static_cast<long long>(position.best_epoch), test.top1, test.top5, test.loss, options.out.c_str());
-  return 0;
+  ImageTask task(options, model, train_set, val_set, test_set, splits.normalize, loader_options);
+  CCT_CHECK(task.steps_per_epoch() > 0, "the training set (", train_set.size(), " images) is smaller than one batch of ",
+            loop.batch_size);
+  write_augmented_samples(run.file("augmented_samples.png"), task.loader(), train_set, splits.normalize);
+  return train::fit(task, loop, run, trainer_cli::args_without_out(options.to_json()), options.resume,
+                    &trainer_cli::interrupted, started);
 }
 
 // ---- eval ------------------------------------------------------------------------------------------
@@ -499,22 +322,15 @@ inline int run_eval(const EvalOptions& options) {
             "x", model->config().image_size, " images but the data has ", dataset.channels(), "x", dataset.height(), "x",
             dataset.width());
   data::Normalize normalize = info.mean.empty() ? splits.normalize : data::Normalize(info.mean, info.std);
-  const EvalResult result = evaluate(*model, dataset, normalize, options.batch_size);
+  const train::Evaluation result = evaluate_images(*model, dataset, normalize, options.batch_size, "eval");
   std::printf("%s", result.confusion.to_string(dataset.class_names()).c_str());
   std::printf("%s on %lld %s images: top-1 %.2f%%, top-5 %.2f%%, loss %.4f\n", model->config().name.c_str(),
               static_cast<long long>(result.count), options.split.c_str(), result.top1, result.top5, result.loss);
-  if (!options.out.empty()) {
-    make_directories(options.out);
-    tools::write_confusion_matrix_svg(options.out + "/confusion_matrix.svg", result.confusion, dataset.class_names());
-    json::Object out;
-    out.set("checkpoint", json::Value(options.checkpoint));
-    out.set("split", json::Value(options.split));
-    out.set("top1", finite_or_null(result.top1));
-    out.set("top5", finite_or_null(result.top5));
-    out.set("loss", finite_or_null(result.loss));
-    out.set("confusion_matrix", result.confusion.to_json());
-    io::write_file_atomic(options.out + "/eval.json", json::dump(json::Value(out), 2) + "\n");
-  }
+  if (!options.out.empty())
+    trainer_cli::write_evaluation(options.out, result, dataset.class_names(),
+                                  model->config().name + " (" + options.split + ")",
+                                  json::Object{{"checkpoint", json::Value(options.checkpoint)},
+                                               {"split", json::Value(options.split)}});
   return 0;
 }
 
@@ -527,11 +343,7 @@ inline int run_predict(const PredictOptions& options) {
   const io::SafeTensorsReader reader(options.checkpoint);
   const DataInfo info = read_data_info(reader);
   const auto& config = model->config();
-  std::vector<std::string> class_names = info.class_names;
-  if (static_cast<int64_t>(class_names.size()) != config.num_classes) {
-    class_names.clear();
-    for (int64_t c = 0; c < config.num_classes; ++c) class_names.push_back("class " + std::to_string(c));
-  }
+  const std::vector<std::string> class_names = trainer_cli::class_names_or_indices(info.class_names, config.num_classes);
   const data::Normalize normalize = info.mean.empty() ? data::Normalize() : data::Normalize(info.mean, info.std);
 
   const int64_t B = static_cast<int64_t>(options.images.size()), C = config.in_channels, S = config.image_size;
@@ -552,37 +364,20 @@ inline int run_predict(const PredictOptions& options) {
     logits = model->forward(batch, &trace);
   }
   Tensor<float> probabilities = softmax(logits, 1);
-  const int64_t k = std::min<int64_t>(options.top_k, config.num_classes);
   json::Array results;
   for (int64_t b = 0; b < B; ++b) {
-    std::vector<int64_t> order(static_cast<size_t>(config.num_classes));
-    for (int64_t c = 0; c < config.num_classes; ++c) order[static_cast<size_t>(c)] = c;
     const float* p = probabilities.data() + b * config.num_classes;
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t x, int64_t y) { return p[x] > p[y]; });
+    const std::string& path = options.images[static_cast<size_t>(b)];
     if (options.json) {
-      json::Object entry;
-      entry.set("image", json::Value(options.images[static_cast<size_t>(b)]));
-      json::Array top, raw;
-      for (int64_t i = 0; i < k; ++i) {
-        json::Object t;
-        t.set("class", json::Value(class_names[static_cast<size_t>(order[static_cast<size_t>(i)])]));
-        t.set("index", json::Value(order[static_cast<size_t>(i)]));
-        t.set("probability", json::Value(static_cast<double>(p[order[static_cast<size_t>(i)]])));
-        top.push_back(json::Value(t));
-      }
-      for (int64_t c = 0; c < config.num_classes; ++c)
-        raw.push_back(json::Value(static_cast<double>(logits.data()[b * config.num_classes + c])));
-      entry.set("top", json::Value(top));
-      entry.set("logits", json::Value(raw));
-      results.push_back(json::Value(entry));
+      results.push_back(json::Value(trainer_cli::prediction_json(json::Object{{"image", json::Value(path)}}, p,
+                                                                 logits.data() + b * config.num_classes,
+                                                                 config.num_classes, options.top_k, class_names)));
     } else {
-      std::printf("%s\n", options.images[static_cast<size_t>(b)].c_str());
-      for (int64_t i = 0; i < k; ++i)
-        std::printf("  %6.2f%%  %s\n", 100.0 * p[order[static_cast<size_t>(i)]],
-                    class_names[static_cast<size_t>(order[static_cast<size_t>(i)])].c_str());
+      std::printf("%s\n", path.c_str());
+      trainer_cli::print_top(trainer_cli::top_classes(p, config.num_classes, options.top_k), p, class_names);
     }
   }
-  if (options.json) std::printf("%s\n", json::dump(json::Value(results), 2).c_str());
+  if (options.json) std::printf("%s\n", trainer_cli::predictions_document(options.checkpoint, class_names, std::move(results)).c_str());
   if (!options.attention_png.empty()) {
     CCT_CHECK(trace.pool_weights.defined(), model->config().name,
               " has no SeqPool (ViT-Lite reads its class token), so there are no token weights to show");
@@ -593,4 +388,4 @@ inline int run_predict(const PredictOptions& options) {
   return 0;
 }
 
-}  // namespace cct::trainer
+}  // namespace image_trainer

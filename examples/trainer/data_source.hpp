@@ -2,9 +2,8 @@
 // IDX folder, or an image folder with train/ and test/ class subfolders (the JPEG copy of CIFAR-10).
 #pragma once
 
-#include <sys/stat.h>
-
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -13,7 +12,8 @@
 #include <cct/data/image_folder.hpp>
 #include <cct/data/transforms.hpp>
 
-namespace cct::trainer {
+namespace image_trainer {
+using namespace cct;
 
 enum class DataFormat { kAuto, kCifar10, kCifar100, kIdx, kImageFolder };
 
@@ -37,12 +37,12 @@ inline const char* format_name(DataFormat format) {
 }
 
 inline bool path_exists(const std::string& path) {
-  struct stat info{};
-  return ::stat(path.c_str(), &info) == 0;
+  std::error_code error;
+  return std::filesystem::exists(path, error);
 }
 inline bool is_directory(const std::string& path) {
-  struct stat info{};
-  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+  std::error_code error;
+  return std::filesystem::is_directory(path, error);
 }
 
 // Looks at what the folder holds; throws naming what was looked for when nothing fits.
@@ -108,4 +108,4 @@ inline DataSplits read_data(const std::string& dir, DataFormat format, int64_t i
   return splits;
 }
 
-}  // namespace cct::trainer
+}  // namespace image_trainer

@@ -6,32 +6,14 @@
 //                       [--attention OUT.png]
 //
 // `cct_trainer --help` and `cct_trainer train --help` list every option.
-#include <csignal>
-#include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
 
-namespace {
-
-volatile std::sig_atomic_t g_interrupted = 0;
-void on_interrupt(int) { g_interrupted = 1; }
-
-// "--epochs: must be a positive number, got 0" (CLI::PositiveNumber's message quotes DBL_MAX as the bound).
-const CLI::Validator kPositive(
-    [](std::string& input) -> std::string {
-      double value = 0;
-      const bool number = CLI::detail::lexical_cast(input, value);
-      return number && value > 0 ? std::string() : "must be a positive number, got " + input;
-    },
-    "POSITIVE", "positive");
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  using namespace cct::trainer;
+  using namespace image_trainer;
   CLI::App app{"cct_trainer: train, evaluate and use Compact Transformers (CCT, CVT, ViT-Lite) on images, on the CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("cct ") + CCT_VERSION_STRING);
@@ -44,15 +26,7 @@ int main(int argc, char** argv) {
                         "(default: $CCT_DATA_DIR)");
   train_cmd->add_option("--format", train.format, "auto, cifar10, cifar100, idx or folder")->capture_default_str();
   train_cmd->add_option("--image-size", train.image_size, "resize image folders to this size")->capture_default_str();
-  train_cmd->add_option("--epochs", train.epochs, "training epochs")->capture_default_str()->check(kPositive);
-  train_cmd->add_option("--batch-size", train.batch_size, "images per step")->capture_default_str()->check(kPositive);
-  train_cmd->add_option("--lr", train.lr, "peak learning rate (AdamW)")->capture_default_str()->check(kPositive);
-  train_cmd->add_option("--min-lr", train.min_lr, "learning rate at the end of the cosine")->capture_default_str();
-  train_cmd->add_option("--weight-decay", train.weight_decay, "AdamW decoupled weight decay (not on biases and 1-D params)")
-      ->capture_default_str();
-  train_cmd->add_option("--warmup-epochs", train.warmup_epochs, "linear warm-up epochs")->capture_default_str();
-  train_cmd->add_option("--cooldown-epochs", train.cooldown_epochs, "epochs at --min-lr after the cosine")->capture_default_str();
-  train_cmd->add_option("--label-smoothing", train.label_smoothing, "label smoothing of the cross-entropy")->capture_default_str();
+  trainer_cli::add_loop_options(train_cmd, train.loop, "images");
   train_cmd->add_option("--augment", train.augment, "none, basic (crop + flip), autoaugment or randaugment")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "basic", "autoaugment", "randaugment"}));
@@ -61,20 +35,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--mix-off-epoch", train.mix_off_epoch, "switch Mixup/CutMix off from this epoch (0: never)")
       ->capture_default_str();
   train_cmd->add_option("--random-erasing", train.random_erasing, "RandomErasing probability")->capture_default_str();
-  train_cmd->add_option("--clip-grad", train.clip_grad, "clip the global gradient norm to this (0: off)")->capture_default_str();
-  train_cmd->add_option("--threads", train.threads, "compute threads (default: all cores)")->capture_default_str();
-  train_cmd->add_option("--seed", train.seed, "seed for weights, data order, augmentation and dropout")->capture_default_str();
-  train_cmd->add_option("--val-split", train.val_split,
-                        "fraction of the training set held out for model selection (the test set is used only "
-                        "for the final numbers)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.9));
   train_cmd->add_option("--limit-train", train.limit_train, "train on a random subset of N images (0: all), for quick trials")->capture_default_str();
   train_cmd->add_option("--limit-test", train.limit_test, "test on a random subset of N images (0: all)")->capture_default_str();
   train_cmd->add_option("--out", train.out, "output folder")->capture_default_str();
   train_cmd->add_flag("--resume", train.resume, "continue the run in --out from its last checkpoint");
-  train_cmd->add_flag("--skip-nonfinite", train.skip_nonfinite,
-                      "skip a step whose loss or gradient is NaN/inf instead of stopping");
 
   EvalOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("eval", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint");
@@ -98,18 +62,9 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  try {
-    if (*train_cmd) return run_train(train, &g_interrupted);
+  return trainer_cli::run_command([&] {
+    if (*train_cmd) return run_train(train);
     if (*eval_cmd) return run_eval(eval);
-    if (*predict_cmd) return run_predict(predict);
-  } catch (const cct::Error& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
-    return 1;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
-    return 1;
-  }
-  return 0;
+    return run_predict(predict);
+  });
 }

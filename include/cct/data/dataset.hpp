@@ -64,14 +64,17 @@ struct Image {
   bool operator!=(const Image& other) const { return !(*this == other); }
 };
 
-namespace detail {
 // A well-mixed seed from a base seed and a few integers (epoch, sample index, purpose): chained
-// SplitMix64 finalisers, so nearby inputs give unrelated streams.
+// SplitMix64 finalisers, so nearby inputs give unrelated streams. Loaders use it for per-epoch and
+// per-sample streams; a user's own pipeline can too.
 inline uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0) {
   uint64_t h = Generator::mix(seed + Generator::kGolden);
   for (uint64_t value : {a, b, c}) h = Generator::mix(h ^ Generator::mix(value + Generator::kGolden));
   return h;
 }
+
+namespace detail {
+using data::derive_seed;
 
 // Helpers shared by the file readers.
 inline std::string join_path(const std::string& dir, const std::string& name) {

@@ -15,9 +15,10 @@
 #include <cct/io/atomic_file.hpp>
 #include <cct/io/json.hpp>
 
-#include "metrics.hpp"
+#include "confusion_matrix.hpp"
+#include "metrics_log.hpp"
 
-namespace cct::tools {
+namespace cct::train {
 
 // One line in a panel; a non-finite y (a missing value) breaks the line, and a point with no finite
 // neighbour is drawn as a dot.
@@ -361,4 +362,4 @@ inline void write_confusion_matrix_svg(const std::string& path, const ConfusionM
   io::write_file_atomic(path, confusion_matrix_svg(matrix, class_names, title));
 }
 
-}  // namespace cct::tools
+}  // namespace cct::train

@@ -6,7 +6,7 @@
 
 #include <cstdio>
 
-namespace cct::tools {
+namespace cct::train {
 
 // True when `out` writes to a terminal (so '\r' redraws in place); false for files and pipes.
 inline bool is_terminal(std::FILE* out) {
@@ -24,4 +24,4 @@ inline int terminal_columns(std::FILE* out, int fallback = 100) {
   return static_cast<int>(size.ws_col);
 }
 
-}  // namespace cct::tools
+}  // namespace cct::train

@@ -20,7 +20,7 @@
 
 #include "terminal.hpp"
 
-namespace cct::tools {
+namespace cct::train {
 
 // "02:03" below an hour, "1:02:03" from an hour on; "--:--" for an unknown (negative or non-finite)
 // duration. Rounds to the nearest second.
@@ -62,6 +62,17 @@ inline std::string format_rate(double items_per_second, const std::string& unit)
     std::snprintf(buffer, sizeof(buffer), items_per_second < 10 ? "%.2f" : items_per_second < 100 ? "%.1f" : "%.0f",
                   items_per_second);
   return std::string(buffer) + " " + unit + "/s";
+}
+
+// 1234567 -> "1,234,567" (parameter counts and other large integers in messages).
+inline std::string format_thousands(int64_t value) {
+  const std::string digits = std::to_string(value < 0 ? -value : value);
+  std::string out = value < 0 ? "-" : "";
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
 struct ProgressOptions {
@@ -246,4 +257,4 @@ class ProgressBar {
   bool drawn_ = false, line_open_ = false, finished_ = false;
 };
 
-}  // namespace cct::tools
+}  // namespace cct::train

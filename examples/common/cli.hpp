@@ -1,0 +1,106 @@
+// The command-line pieces both trainers share: the training-loop options (cct::train::LoopOptions),
+// a positive-number check with a readable message, starting or resuming a run folder, and running a
+// subcommand with Ctrl-C handling and one "error: ..." line for anything that goes wrong.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include <cct/core/generator.hpp>
+#include <cct/core/parallel.hpp>
+#include <cct/io/json.hpp>
+#include <cct/train/fit.hpp>
+#include <cct/train/run_folder.hpp>
+
+namespace trainer_cli {
+
+// "--epochs: must be a positive number, got 0" (CLI::PositiveNumber's message quotes DBL_MAX as the bound).
+inline const CLI::Validator& positive() {
+  static const CLI::Validator validator(
+      [](std::string& input) -> std::string {
+        double value = 0;
+        const bool number = CLI::detail::lexical_cast(input, value);
+        return number && value > 0 ? std::string() : "must be a positive number, got " + input;
+      },
+      "POSITIVE", "positive");
+  return validator;
+}
+
+// The options of cct::train::fit, with `sample` naming what a batch holds ("images", "sentences").
+inline void add_loop_options(CLI::App* command, cct::train::LoopOptions& loop, const std::string& sample) {
+  command->add_option("--epochs", loop.epochs, "training epochs")->capture_default_str()->check(positive());
+  command->add_option("--batch-size", loop.batch_size, sample + " per step")->capture_default_str()->check(positive());
+  command->add_option("--lr", loop.lr, "peak learning rate (AdamW)")->capture_default_str()->check(positive());
+  command->add_option("--min-lr", loop.min_lr, "learning rate at the end of the cosine")->capture_default_str();
+  command->add_option("--weight-decay", loop.weight_decay, "AdamW decoupled weight decay (not on biases and 1-D params)")
+      ->capture_default_str();
+  command->add_option("--warmup-epochs", loop.warmup_epochs, "linear warm-up epochs")->capture_default_str();
+  command->add_option("--cooldown-epochs", loop.cooldown_epochs, "epochs at --min-lr after the cosine")
+      ->capture_default_str();
+  command->add_option("--label-smoothing", loop.label_smoothing, "label smoothing of the cross-entropy")
+      ->capture_default_str();
+  command->add_option("--clip-grad", loop.clip_grad, "clip the global gradient norm to this (0: off)")
+      ->capture_default_str();
+  command->add_option("--threads", loop.threads, "compute threads (default: all cores)")->capture_default_str();
+  command->add_option("--seed", loop.seed, "seed for weights, data order, validation split, augmentation and dropout")
+      ->capture_default_str();
+  command->add_option("--val-split", loop.val_split,
+                      "fraction of the training set held out for model selection, for data without a validation "
+                      "part (the test set is used only for the final numbers)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.9));
+  command->add_flag("--skip-nonfinite", loop.skip_nonfinite,
+                    "skip a step whose loss or gradient is NaN/inf instead of stopping");
+}
+
+// The run's settings as every checkpoint stores them: without the output folder, so a run copied or
+// resumed elsewhere checkpoints the same bytes.
+inline std::string args_without_out(const cct::json::Object& settings) {
+  cct::json::Object args;
+  for (const auto& [key, value] : settings.members())
+    if (key != "out") args.set(key, value);
+  return cct::json::dump(cct::json::Value(args));
+}
+
+// Starts a run in options.out, or with options.resume takes the saved settings of the run there (so the
+// continuation is the same run); sets threads and seed, and writes config.json before any work.
+template <typename Options>
+cct::train::RunFolder start_run(Options& options) {
+  if (options.resume) {
+    const std::string out = options.out;
+    options = Options::from_json(cct::train::RunFolder::read_saved_config(out));
+    options.out = out;
+    options.resume = true;
+    std::printf("resuming %s/last.safetensors with its saved settings (%s/config.json)\n", out.c_str(), out.c_str());
+  }
+  if (options.loop.threads > 0) cct::set_num_threads(options.loop.threads);
+  cct::manual_seed(options.loop.seed);
+  cct::train::RunFolder run(options.out);
+  run.write_config(options.to_json());
+  return run;
+}
+
+// Set by SIGINT / SIGTERM while a command runs: the training loop saves a checkpoint and stops.
+inline volatile std::sig_atomic_t interrupted = 0;
+inline void on_interrupt(int) { interrupted = 1; }
+
+// Runs `command` with Ctrl-C handling, and turns any exception into one "error: ..." line (exit 1).
+inline int run_command(const std::function<int()>& command) {
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  try {
+    return command();
+  } catch (const std::exception& error) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 1;
+  }
+}
+
+}  // namespace trainer_cli

@@ -1,0 +1,349 @@
+// The training loop shared by every classifier trainer (images, text, a user's own data): AdamW with a
+// warm-up + cosine schedule per iteration, gradient clipping, a NaN/inf policy, Ctrl-C handling,
+// progress bars, metrics.jsonl, checkpoints (best before last), curves, and the final test with the
+// best weights. What differs between data sets lives behind `Task`; `fit` is written once.
+//
+//   struct MyTask : train::Task { ... };            // data, model, checkpoint format
+//   train::RunFolder run("runs/mine");
+//   train::fit(task, options, run, args_json, /*resume=*/false, &interrupted, started);
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../core/parallel.hpp"
+#include "../io/json.hpp"
+#include "../io/safetensors.hpp"
+#include "../nn/module.hpp"
+#include "../optim/adamw.hpp"
+#include "../optim/clip.hpp"
+#include "../optim/schedule.hpp"
+#include "evaluate.hpp"
+#include "metrics_log.hpp"
+#include "plots.hpp"
+#include "progress.hpp"
+#include "run_folder.hpp"
+#include "training_state.hpp"
+
+namespace cct::train {
+
+// The settings every trainer shares. They are stored flat in config.json next to the trainer's own.
+struct LoopOptions {
+  int64_t epochs = 10;
+  int64_t batch_size = 128;
+  double lr = 1e-3;
+  double min_lr = 1e-5;         // at the end of the cosine
+  double weight_decay = 0.05;   // AdamW, decoupled; not on biases and other 1-D parameters
+  int64_t warmup_epochs = 3;
+  int64_t cooldown_epochs = 0;  // at min_lr after the cosine
+  double label_smoothing = 0.1;
+  double clip_grad = 0.0;       // global gradient norm; 0: off
+  int threads = 0;              // 0: all cores
+  uint64_t seed = 0;
+  double val_split = 0.05;      // fraction of the training set held out for model selection
+  bool skip_nonfinite = false;  // skip (at most 100) steps whose loss or gradient is not finite
+
+  void to_json(json::Object& o) const {
+    o.set("epochs", json::Value(epochs));
+    o.set("batch_size", json::Value(batch_size));
+    o.set("lr", json::Value(lr));
+    o.set("min_lr", json::Value(min_lr));
+    o.set("weight_decay", json::Value(weight_decay));
+    o.set("warmup_epochs", json::Value(warmup_epochs));
+    o.set("cooldown_epochs", json::Value(cooldown_epochs));
+    o.set("label_smoothing", json::Value(label_smoothing));
+    o.set("clip_grad", json::Value(clip_grad));
+    o.set("threads", json::Value(static_cast<int64_t>(threads)));
+    o.set("seed", json::Value(static_cast<int64_t>(seed)));
+    o.set("val_split", json::Value(val_split));
+    o.set("skip_nonfinite", json::Value(skip_nonfinite));
+  }
+  void from_json(const json::Object& o) {
+    epochs = o.at("epochs").as_int();
+    batch_size = o.at("batch_size").as_int();
+    lr = o.at("lr").as_double();
+    min_lr = o.at("min_lr").as_double();
+    weight_decay = o.at("weight_decay").as_double();
+    warmup_epochs = o.at("warmup_epochs").as_int();
+    cooldown_epochs = o.at("cooldown_epochs").as_int();
+    label_smoothing = o.at("label_smoothing").as_double();
+    clip_grad = o.at("clip_grad").as_double();
+    threads = static_cast<int>(o.at("threads").as_int());
+    seed = static_cast<uint64_t>(o.at("seed").as_int());
+    val_split = o.at("val_split").as_double();
+    if (const json::Value* skip = o.find("skip_nonfinite")) skip_nonfinite = skip->as_bool();
+  }
+};
+
+enum class Split { kValidation, kTest };
+
+// One training step's forward pass: the logits (B, classes), the loss to minimise, and the targets.
+struct TrainStep {
+  Tensor<float> logits, loss;
+  Tensor<int64_t> labels;
+};
+
+// What `fit` needs from a data set and its model.
+class Task {
+ public:
+  virtual ~Task() = default;
+
+  virtual nn::Module<float>& model() = 0;
+  virtual std::string model_name() const = 0;
+  virtual const std::vector<std::string>& class_names() const = 0;
+  virtual std::string unit() const { return "img"; }    // what a sample is, for rates: img/s, seq/s
+  virtual std::string title() const { return ""; }       // heading of the plots
+  virtual std::string recipe() const { return ""; }      // extra words for the "training ..." line
+
+  // Training data: `steps_per_epoch` batches per epoch; start_epoch positions the data at `first_step`
+  // (a resumed run), next_batch fetches the next batch (false at the end of the epoch), and forward runs
+  // the model on it in training mode.
+  virtual int64_t steps_per_epoch() const = 0;
+  virtual void start_epoch(int64_t epoch, int64_t first_step) = 0;
+  virtual bool next_batch() = 0;
+  virtual TrainStep forward(double label_smoothing) = 0;
+
+  // Evaluation data: how many batches a split has (0: no such split) and the logits of batch `index`
+  // (called in order 0, 1, ... after eval_batches).
+  virtual int64_t eval_batches(Split split) = 0;
+  virtual Tensor<float> eval_logits(Split split, int64_t index, Tensor<int64_t>& labels) = 0;
+
+  // Checkpoints: the task adds what its kind of model needs to rebuild itself (config, vocabulary,
+  // normalisation) to `metadata`, and writes the file atomically.
+  virtual void save_checkpoint(const std::string& path, io::Metadata metadata,
+                               const optim::NamedTensors<float>& extra_tensors) = 0;
+  virtual void load_weights(const std::string& path) = 0;
+
+  // Fields of final.json beyond the shared ones (data set name, vocabulary size, ...).
+  virtual void describe_final(json::Object& final_result) const { (void)final_result; }
+};
+
+// Evaluates a task's split with the shared loop (eval mode, no gradients, progress bar).
+inline Evaluation evaluate(Task& task, Split split, const std::string& label) {
+  const int64_t batches = task.eval_batches(split);
+  return evaluate(
+      task.model(), batches, static_cast<int64_t>(task.class_names().size()),
+      [&](int64_t index, Tensor<int64_t>& labels) { return task.eval_logits(split, index, labels); }, label, task.unit());
+}
+
+namespace detail {
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace detail
+
+// Trains `task` as `options` say, writing into `run`; returns 0 when done, 130 when interrupted (after
+// saving last.safetensors). `args_json` (the run's settings without the output folder) goes into every
+// checkpoint; `started` is when the run began (data loading included), for the minutes it reports.
+inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, const std::string& args_json, bool resume,
+               volatile std::sig_atomic_t* interrupted, std::chrono::steady_clock::time_point started) {
+  CCT_CHECK(options.epochs >= 1, "--epochs must be at least 1, got ", options.epochs);
+  CCT_CHECK(options.cooldown_epochs >= 0 && options.cooldown_epochs < options.epochs, "--cooldown-epochs (",
+            options.cooldown_epochs, ") must be below --epochs (", options.epochs, ")");
+  nn::Module<float>& model = task.model();
+  const int64_t steps_per_epoch = task.steps_per_epoch();
+  CCT_CHECK(steps_per_epoch > 0, "the training set is smaller than one batch of ", options.batch_size);
+
+  optim::AdamW<float> optimizer(optim::param_groups_no_decay_for_1d(model.named_parameters(), options.weight_decay),
+                                {options.lr});
+  const int64_t cosine_epochs = options.epochs - options.cooldown_epochs;
+  int64_t warmup_epochs = options.warmup_epochs;
+  if (warmup_epochs >= cosine_epochs) {
+    warmup_epochs = cosine_epochs / 2;
+    std::printf("note: %lld warm-up epochs do not fit a %lld-epoch schedule; warming up for %lld\n",
+                static_cast<long long>(options.warmup_epochs), static_cast<long long>(cosine_epochs),
+                static_cast<long long>(warmup_epochs));
+  }
+  const optim::CosineSchedule schedule =
+      optim::CosineSchedule{options.lr, 1e-6, options.min_lr, warmup_epochs, cosine_epochs, options.cooldown_epochs}
+          .per_iteration(steps_per_epoch);
+
+  const std::string last_path = run.last_checkpoint(), best_path = run.best_checkpoint();
+  const std::string metrics_path = run.metrics_path();
+  TrainingPosition position;
+  if (resume) {
+    task.load_weights(last_path);
+    position = read_training_state(io::SafeTensorsReader(last_path), optimizer);
+    truncate_after_epoch(metrics_path, position.epoch);
+    std::printf("resumed at epoch %lld, batch %lld (step %lld)\n", static_cast<long long>(position.epoch + 1),
+                static_cast<long long>(position.batch), static_cast<long long>(position.global_step));
+  } else {
+    std::remove(metrics_path.c_str());
+  }
+  MetricsLog metrics(metrics_path);
+  const auto save = [&](const std::string& path) {
+    io::Metadata metadata;
+    write_training_metadata(metadata, position, args_json);
+    json::Array names;
+    for (const auto& name : task.class_names()) names.push_back(json::Value(name));
+    metadata["data.class_names"] = json::dump(json::Value(names));
+    task.save_checkpoint(path, metadata, optimizer.state_dict());
+  };
+
+  const std::string recipe = task.recipe();
+  std::printf("training %s for %lld epochs of %lld steps (batch %lld, AdamW lr %g, wd %g, label smoothing %g%s%s, %d threads)\n",
+              task.model_name().c_str(), static_cast<long long>(options.epochs), static_cast<long long>(steps_per_epoch),
+              static_cast<long long>(options.batch_size), options.lr, options.weight_decay, options.label_smoothing,
+              recipe.empty() ? "" : ", ", recipe.c_str(), num_threads());
+  ProgressOptions progress;
+  progress.unit = task.unit();
+  int64_t skipped_steps = 0;
+  for (int64_t epoch = position.epoch; epoch < options.epochs; ++epoch) {
+    model.train();
+    task.start_epoch(epoch, position.batch);
+    const auto epoch_start = std::chrono::steady_clock::now();
+    double data_seconds = 0, compute_seconds = 0;
+    ProgressBar bar(steps_per_epoch, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
+                    stdout, progress);
+    if (position.batch > 0) bar.start_at(position.batch);
+    int64_t step_in_epoch = position.batch, seen = 0;
+    double loss_sum = position.epoch_loss_sum;
+    int64_t correct = position.epoch_correct, counted = position.epoch_seen;
+    for (;;) {
+      if (*interrupted) {
+        position.epoch = epoch;
+        position.batch = step_in_epoch;
+        position.epoch_loss_sum = loss_sum;
+        position.epoch_correct = correct;
+        position.epoch_seen = counted;
+        save(last_path);
+        std::printf("\ninterrupted: saved %s at epoch %lld, batch %lld; continue with --resume --out %s\n",
+                    last_path.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(step_in_epoch),
+                    run.path().c_str());
+        return 130;
+      }
+      auto moment = std::chrono::steady_clock::now();
+      if (!task.next_batch()) break;
+      data_seconds += detail::seconds_since(moment);
+      moment = std::chrono::steady_clock::now();
+      optimizer.set_lr(schedule.lr_at(position.global_step));
+      const TrainStep step = task.forward(options.label_smoothing);
+      const float loss_value = step.loss.item();
+      std::optional<std::string> bad_gradient;
+      if (std::isfinite(loss_value)) {
+        optimizer.zero_grad();
+        step.loss.backward();
+        bad_gradient = optim::grads_finite(model.named_parameters());
+      }
+      if (!std::isfinite(loss_value) || bad_gradient) {
+        const std::string what = !std::isfinite(loss_value) ? "the loss is " + std::to_string(loss_value)
+                                                            : "the gradient of '" + *bad_gradient + "' is not finite";
+        if (options.skip_nonfinite && ++skipped_steps <= 100) {
+          std::fprintf(stderr, "\nwarning: %s at epoch %lld, step %lld; skipping this step\n", what.c_str(),
+                       static_cast<long long>(epoch + 1), static_cast<long long>(position.global_step));
+          ++step_in_epoch;
+          continue;
+        }
+        throw Error(cct::detail::concat(what, " at epoch ", epoch + 1, ", step ", position.global_step,
+                                        "; training stopped. ",
+                                        run.has("last.safetensors") ? "The last good checkpoint is " + last_path
+                                                                    : std::string("No checkpoint was saved yet"),
+                                        ". Try a lower --lr, --clip-grad 1, or --skip-nonfinite"));
+      }
+      if (options.clip_grad > 0) optim::clip_grad_norm_(model.named_parameters(), options.clip_grad);
+      optimizer.step();
+      compute_seconds += detail::seconds_since(moment);
+      ++position.global_step;
+      ++step_in_epoch;
+
+      const int64_t size = step.labels.size(0);
+      loss_sum += static_cast<double>(loss_value) * static_cast<double>(size);
+      const int64_t classes = step.logits.size(1);
+      for (int64_t i = 0; i < size; ++i) {
+        const float* row = step.logits.data() + i * classes;
+        correct += (std::max_element(row, row + classes) - row) == step.labels.data()[i];
+      }
+      counted += size;
+      seen += size;
+      bar.update(step_in_epoch,
+                 {{"loss", loss_sum / static_cast<double>(counted)},
+                  {"acc", 100.0 * static_cast<double>(correct) / static_cast<double>(counted)},
+                  {"lr", optimizer.lr()}},
+                 seen);
+    }
+    const double train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, counted));
+    const double train_acc = 100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, counted));
+    bar.finish({{"loss", train_loss}, {"acc", train_acc}});
+    const double epoch_seconds = detail::seconds_since(epoch_start);
+
+    json::Object line;
+    line.set("epoch", json::Value(epoch + 1));
+    line.set("lr", json::Value(optimizer.lr()));
+    line.set("train_loss", json::Value(train_loss));
+    line.set("train_acc", json::Value(train_acc));
+    double selection = train_acc;
+    const auto validation_start = std::chrono::steady_clock::now();
+    if (task.eval_batches(Split::kValidation) > 0) {
+      const Evaluation val = evaluate(task, Split::kValidation, "  validation");
+      line.set("val_loss", json::Value(val.loss));
+      line.set("val_acc", json::Value(val.top1));
+      line.set("val_top5", json::Value(val.top5));
+      selection = val.top1;
+      std::printf("  validation: loss %.4f, top-1 %.2f%%, top-5 %.2f%%\n", val.loss, val.top1, val.top5);
+    }
+    const double validation_seconds = detail::seconds_since(validation_start);
+
+    position.epoch = epoch + 1;
+    position.batch = 0;
+    position.epoch_loss_sum = 0;
+    position.epoch_correct = position.epoch_seen = 0;
+    const bool improved = selection > position.best_accuracy;
+    if (improved) {
+      position.best_accuracy = selection;
+      position.best_epoch = epoch + 1;
+    }
+    // Best before last: a crash between the two then repeats this epoch on resume (and rewrites the same
+    // best file) instead of leaving a last checkpoint that names an epoch best.safetensors never got.
+    const auto checkpoint_start = std::chrono::steady_clock::now();
+    if (improved) save(best_path);
+    save(last_path);
+    const double checkpoint_seconds = detail::seconds_since(checkpoint_start);
+
+    // Time fields last: everything before them is reproducible bit for bit.
+    line.set("epoch_seconds", json::Value(epoch_seconds));
+    line.set(task.unit() + "_per_s", json::Value(static_cast<double>(seen) / std::max(1e-9, epoch_seconds)));
+    line.set("data_seconds", json::Value(data_seconds));
+    line.set("compute_seconds", json::Value(compute_seconds));
+    line.set("validation_seconds", json::Value(validation_seconds));
+    line.set("checkpoint_seconds", json::Value(checkpoint_seconds));
+    line.set("elapsed_minutes", json::Value(detail::seconds_since(started) / 60.0));
+    metrics.append(line);
+    write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
+  }
+
+  // Final numbers: the best checkpoint on the test set.
+  if (run.has("best.safetensors")) task.load_weights(best_path);
+  const Evaluation test = evaluate(task, Split::kTest, "test");
+  const std::string title = task.title();
+  write_confusion_matrix_svg(run.confusion_path(), test.confusion, task.class_names(),
+                             title.empty() ? "confusion matrix" : title + " (test)");
+  const double minutes = detail::seconds_since(started) / 60.0;
+  json::Object final_result;
+  final_result.set("model", json::Value(task.model_name()));
+  task.describe_final(final_result);
+  final_result.set("epochs", json::Value(options.epochs));
+  final_result.set("best_epoch", json::Value(position.best_epoch));
+  final_result.set("best_val_acc", finite_or_null(position.best_accuracy));
+  final_result.set("test_loss", finite_or_null(test.loss));
+  final_result.set("test_acc", finite_or_null(test.top1));
+  final_result.set("test_top5", finite_or_null(test.top5));
+  final_result.set("test_size", json::Value(test.count));
+  final_result.set("minutes", json::Value(minutes));
+  final_result.set("confusion_matrix", test.confusion.to_json());
+  io::write_file_atomic(run.final_path(), json::dump(json::Value(final_result), 2) + "\n");
+  std::printf("\n%s", test.confusion.to_string(task.class_names()).c_str());
+  std::printf("test (best epoch %lld): top-1 %.2f%%, top-5 %.2f%%, loss %.4f on %lld %s; %.1f minutes; outputs in %s/\n",
+              static_cast<long long>(position.best_epoch), test.top1, test.top5, test.loss,
+              static_cast<long long>(test.count), task.unit() == "img" ? "images" : "sequences", minutes,
+              run.path().c_str());
+  return 0;
+}
+
+}  // namespace cct::train

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The behaviours both trainers get from the one training layer (cct::train::fit, RunFolder), checked
+# for each of them on tiny data sets written here:
+#   1. an --out that is a file, or empty, is refused at start-up, naming the path, before any data is read;
+#   2. a NaN loss before the first checkpoint stops with "No checkpoint was saved yet" (not a claim
+#      about a last good checkpoint that does not exist);
+#   3. with --skip-nonfinite a diverged run finishes and writes null (not a crash) for the non-finite
+#      test loss in final.json, and eval writes null in eval.json;
+#   4. best.safetensors is written before last.safetensors in an improving epoch (so after a crash
+#      between the two, last never names an epoch whose best file is missing).
+#   training_layer.sh PATH/TO/cct_trainer PATH/TO/cct_text WORK_DIR
+set -euo pipefail
+image_trainer=$1
+text_trainer=$2
+work=$3
+rm -rf "$work" && mkdir -p "$work/cifar" "$work/text/trec"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# CIFAR-10 batches of 8 records: <label byte><3072 pixel bytes>.
+write_batch() {  # file records first_label
+  local file=$1 records=$2 label=$3 i
+  : > "$file"
+  for ((i = 0; i < records; i++)); do
+    local l=$(((label + i) % 10))
+    printf "\\x$(printf %02x $l)" >> "$file"
+    head -c 3072 /dev/zero | tr '\000' "\\$(printf %03o $((l * 20 + i)))" >> "$file"
+  done
+}
+for b in 1 2 3 4 5; do write_batch "$work/cifar/data_batch_$b.bin" 8 "$b"; done
+write_batch "$work/cifar/test_batch.bin" 10 0
+
+# TREC-format questions: two classes that differ in their first word.
+awk 'BEGIN { for (i = 0; i < 200; i++) print (i % 2 ? "HUM:ind who wrote book " i " ?" : "LOC:city where is town " i " ?") }' \
+  > "$work/text/trec/train_5500.label"
+awk 'BEGIN { for (i = 0; i < 20; i++) print (i % 2 ? "HUM:ind who wrote book " i " ?" : "LOC:city where is town " i " ?") }' \
+  > "$work/text/trec/TREC_10.label"
+
+image_args=(--data "$work/cifar" --batch-size 8 --val-split 0.2 --augment none --threads 1 --warmup-epochs 0)
+text_args=(--dataset trec --data-dir "$work/text" --seq-len 8 --embedding-dim 16 --batch-size 16 --threads 1 --warmup-epochs 0)
+
+for kind in image text; do
+  if [ "$kind" = image ]; then trainer=$image_trainer; args=("${image_args[@]}"); else trainer=$text_trainer; args=("${text_args[@]}"); fi
+
+  # 1. --out that is a file / empty
+  echo "not a folder" > "$work/$kind.file"
+  if "$trainer" train "${args[@]}" --epochs 1 --out "$work/$kind.file" > "$work/$kind.out.log" 2>&1; then fail "$kind: --out naming a file succeeded"; fi
+  grep -q "^error: .*$work/$kind.file.*is not a folder" "$work/$kind.out.log" || { cat "$work/$kind.out.log"; fail "$kind: unclear error for --out naming a file"; }
+  grep -q -E "^data:|^training " "$work/$kind.out.log" && { cat "$work/$kind.out.log"; fail "$kind: the run got past start-up"; }
+  if "$trainer" train "${args[@]}" --epochs 1 --out "" > "$work/$kind.empty.log" 2>&1; then fail "$kind: --out \"\" succeeded"; fi
+  grep -q "^error: the output folder is empty" "$work/$kind.empty.log" || { cat "$work/$kind.empty.log"; fail "$kind: unclear error for an empty --out"; }
+  echo "ok: $kind trainer refuses an --out that is a file or empty"
+
+  # 2. NaN before the first checkpoint
+  nan_args=("${args[@]}" --epochs 3 --lr 1e30 --weight-decay 0)
+  if "$trainer" train "${nan_args[@]}" --out "$work/$kind.nan" > "$work/$kind.nan.log" 2>&1; then fail "$kind: a NaN run succeeded"; fi
+  grep -q -E "(loss is -?(nan|inf)|gradient of .* is not finite) at epoch 1, .*training stopped. No checkpoint was saved yet" "$work/$kind.nan.log" ||
+    { cat "$work/$kind.nan.log"; fail "$kind: the NaN stop should say that no checkpoint was saved"; }
+  [ ! -e "$work/$kind.nan/last.safetensors" ] || fail "$kind: a checkpoint exists although the message says none was saved"
+  echo "ok: $kind trainer: NaN before the first checkpoint says no checkpoint was saved"
+
+  # 3. --skip-nonfinite: null metrics in final.json and eval.json
+  "$trainer" train "${nan_args[@]}" --skip-nonfinite --out "$work/$kind.skip" > "$work/$kind.skip.log" 2>&1 ||
+    { cat "$work/$kind.skip.log"; fail "$kind: --skip-nonfinite did not finish"; }
+  grep -q "skipping this step" "$work/$kind.skip.log" || { cat "$work/$kind.skip.log"; fail "$kind: nothing was skipped"; }
+  grep -q '"test_loss": null' "$work/$kind.skip/final.json" || { cat "$work/$kind.skip/final.json"; fail "$kind: final.json should hold a null test loss"; }
+  if [ "$kind" = image ]; then
+    eval_args=(--data "$work/cifar")
+  else
+    eval_args=(--data-dir "$work/text")
+  fi
+  "$trainer" eval --checkpoint "$work/$kind.skip/last.safetensors" "${eval_args[@]}" --out "$work/$kind.eval" > "$work/$kind.eval.log" 2>&1 ||
+    { cat "$work/$kind.eval.log"; fail "$kind: eval of a diverged checkpoint failed"; }
+  grep -q '"loss": null' "$work/$kind.eval/eval.json" || { cat "$work/$kind.eval/eval.json"; fail "$kind: eval.json should hold a null loss"; }
+  echo "ok: $kind trainer: a non-finite test loss is null in final.json and eval.json"
+
+  # 4. best before last
+  "$trainer" train "${args[@]}" --epochs 1 --out "$work/$kind.order" > "$work/$kind.order.log" 2>&1 ||
+    { cat "$work/$kind.order.log"; fail "$kind: training failed"; }
+  [ -e "$work/$kind.order/best.safetensors" ] || fail "$kind: no best.safetensors"
+  [ "$work/$kind.order/best.safetensors" -nt "$work/$kind.order/last.safetensors" ] &&
+    fail "$kind: best.safetensors was written after last.safetensors"
+  echo "ok: $kind trainer writes best.safetensors before last.safetensors"
+done
+echo "training layer CLI test passed (both trainers)"

@@ -94,7 +94,7 @@ def registered_metadata(requested, num_classes=None):
 
 
 def expected_shapes(metadata):
-    """The reference model's state dict (name -> shape) for cct metadata, as in architecture.md."""
+    """The reference model's state dict (name -> shape) for cct metadata, as in docs/architecture.md."""
     family, dim = metadata["family"], int(metadata["embedding_dim"])
     hidden = int(dim * float(metadata["mlp_ratio"]))
     channels, size, classes = int(metadata["in_channels"]), int(metadata["image_size"]), int(metadata["num_classes"])

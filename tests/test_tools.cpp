@@ -647,7 +647,7 @@ TEST_CASE("fit trains, saves best before last, writes metrics, curves and final.
   BlobTask task;
   const train::RunFolder run(dir.file("run"));
   volatile std::sig_atomic_t interrupted = 0;
-  REQUIRE(train::fit(task, blob_options(), run, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 0);
+  REQUIRE(train::fit(task, blob_options(), run, json::Object{}, false, &interrupted, std::chrono::steady_clock::now()) == 0);
   // Every improving epoch writes best.safetensors before last.safetensors.
   REQUIRE(task.saved.size() >= 5);
   CHECK(task.saved.front() == "best.safetensors");
@@ -673,17 +673,17 @@ TEST_CASE("fit: interrupt saves a position that resumes to the uninterrupted res
   cct::manual_seed(0);
   BlobTask reference;
   const train::RunFolder full(dir.file("full"));
-  REQUIRE(train::fit(reference, blob_options(), full, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 0);
+  REQUIRE(train::fit(reference, blob_options(), full, json::Object{}, false, &interrupted, std::chrono::steady_clock::now()) == 0);
 
   // Interrupt before the first step: the checkpoint holds epoch 0, batch 0; resuming finishes the run.
   cct::manual_seed(0);
   BlobTask first;
   const train::RunFolder split(dir.file("split"));
   interrupted = 1;
-  REQUIRE(train::fit(first, blob_options(), split, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 130);
+  REQUIRE(train::fit(first, blob_options(), split, json::Object{}, false, &interrupted, std::chrono::steady_clock::now()) == 130);
   interrupted = 0;
   BlobTask second;
-  REQUIRE(train::fit(second, blob_options(), split, "{}", true, &interrupted, std::chrono::steady_clock::now()) == 0);
+  REQUIRE(train::fit(second, blob_options(), split, json::Object{}, true, &interrupted, std::chrono::steady_clock::now()) == 0);
   const cct::io::SafeTensorsReader a(full.last_checkpoint()), b(split.last_checkpoint());
   CHECK(a.read<float>("weight").to_vector() == b.read<float>("weight").to_vector());
 }
@@ -695,7 +695,7 @@ TEST_CASE("fit: a NaN loss stops with one message, or is skipped; NaN metrics be
   {
     BlobTask task(std::numeric_limits<float>::quiet_NaN());
     const train::RunFolder run(dir.file("stop"));
-    CHECK_THROWS_WITH(train::fit(task, blob_options(), run, "{}", false, &interrupted, std::chrono::steady_clock::now()),
+    CHECK_THROWS_WITH(train::fit(task, blob_options(), run, json::Object{}, false, &interrupted, std::chrono::steady_clock::now()),
                       Catch::Contains("at epoch 1, step 0; training stopped. No checkpoint was saved yet"));
   }
   {
@@ -704,7 +704,7 @@ TEST_CASE("fit: a NaN loss stops with one message, or is skipped; NaN metrics be
     train::LoopOptions options = blob_options();
     options.epochs = 1;
     options.skip_nonfinite = true;
-    REQUIRE(train::fit(task, options, run, "{}", false, &interrupted, std::chrono::steady_clock::now()) == 0);
+    REQUIRE(train::fit(task, options, run, json::Object{}, false, &interrupted, std::chrono::steady_clock::now()) == 0);
     const std::string final_text = cct::io::read_file(run.final_path());
     CHECK(final_text.find("\"test_loss\": null") != std::string::npos);
   }
@@ -728,4 +728,94 @@ TEST_CASE("read_training_state refuses numbers with trailing text and negative p
                     Catch::Contains("metadata 'training.epoch' is not a number: '12abc'"));
   CHECK_THROWS_WITH(train::read_training_state(write("training.batch", "-4"), optimizer),
                     Catch::Contains("is negative"));
+}
+
+TEST_CASE("fit with --ema: validates and saves the average, and resumes to the uninterrupted result", "[tools][train]") {
+  TempDir dir;
+  volatile std::sig_atomic_t interrupted = 0;
+  train::LoopOptions options = blob_options();
+  options.ema = 0.9;
+  cct::manual_seed(0);
+  BlobTask reference;
+  const train::RunFolder full(dir.file("full"));
+  REQUIRE(train::fit(reference, options, full, json::Object{}, false, &interrupted, std::chrono::steady_clock::now()) == 0);
+  const cct::io::SafeTensorsReader saved(full.last_checkpoint());
+  // The model's names hold the average, which differs from the trained weights kept for --resume.
+  REQUIRE(saved.contains("training.raw.weight"));
+  CHECK(saved.read<float>("weight").to_vector() != saved.read<float>("training.raw.weight").to_vector());
+
+  cct::manual_seed(0);
+  BlobTask first;
+  const train::RunFolder split(dir.file("split"));
+  interrupted = 1;
+  REQUIRE(train::fit(first, options, split, json::Object{}, false, &interrupted, std::chrono::steady_clock::now()) == 130);
+  interrupted = 0;
+  BlobTask second;
+  REQUIRE(train::fit(second, options, split, json::Object{}, true, &interrupted, std::chrono::steady_clock::now()) == 0);
+  const cct::io::SafeTensorsReader resumed(split.last_checkpoint());
+  CHECK(saved.read<float>("weight").to_vector() == resumed.read<float>("weight").to_vector());
+  CHECK(saved.read<float>("training.raw.weight").to_vector() == resumed.read<float>("training.raw.weight").to_vector());
+}
+
+TEST_CASE("WeightAverage: warm-up of the decay, swap and restore", "[tools][train]") {
+  cct::nn::Linear<float> model(2, 1, /*bias=*/false);
+  for (int i = 0; i < 2; ++i) model.weight.data()[i] = 1.0f;
+  train::WeightAverage average(model, 0.5);
+  for (int i = 0; i < 2; ++i) model.weight.data()[i] = 3.0f;
+  average.update(0);  // d = min(0.5, 1/10) = 0.1: 0.1·1 + 0.9·3
+  {
+    const train::WeightAverage::Swap swapped(&average);
+    CHECK(model.weight.data()[0] == Approx(2.8f));
+  }
+  CHECK(model.weight.data()[0] == 3.0f);
+  CHECK_THROWS_WITH(train::WeightAverage(model, 1.0), Catch::Contains("EMA decay must be in (0, 1)"));
+}
+
+TEST_CASE("fit with a time budget fits whole epochs, records them in config.json, and the schedule is linear", "[tools][train]") {
+  TempDir dir;
+  volatile std::sig_atomic_t interrupted = 0;
+  cct::manual_seed(0);
+  BlobTask task;
+  const train::RunFolder run(dir.file("budget"));
+  train::LoopOptions options = blob_options();
+  options.epochs = 1000;
+  options.time_budget = 0.02;  // 1.2 s: a handful of epochs of this tiny task, never 1000
+  options.schedule = "linear";
+  json::Object settings;
+  options.to_json(settings);
+  REQUIRE(train::fit(task, options, run, settings, false, &interrupted, std::chrono::steady_clock::now()) == 0);
+  const json::Value config = json::parse(cct::io::read_file(run.config_path()));
+  const int64_t epochs = config.at("epochs").as_int();
+  CHECK(epochs >= 1);
+  CHECK(epochs < 1000);
+  CHECK(config.at("fitted_total_steps").as_int() == epochs * 6);
+  CHECK(config.at("time_budget").as_double() == 0.02);
+  CHECK(train::read_metrics(run.metrics_path()).size() == static_cast<size_t>(epochs));
+
+  // Interrupted and resumed with the saved settings (as --resume reads config.json): the fitted epochs
+  // are kept, not fitted again, and the result is the uninterrupted one.
+  cct::manual_seed(0);
+  BlobTask first;
+  const train::RunFolder split(dir.file("split"));
+  interrupted = 1;
+  REQUIRE(train::fit(first, options, split, settings, false, &interrupted, std::chrono::steady_clock::now()) == 130);
+  interrupted = 0;
+  const json::Object saved = json::parse(cct::io::read_file(split.config_path())).as_object();
+  train::LoopOptions resumed_options;
+  resumed_options.from_json(saved);
+  BlobTask second;
+  REQUIRE(train::fit(second, resumed_options, split, saved, true, &interrupted, std::chrono::steady_clock::now()) == 0);
+  const int64_t split_epochs = saved.at("epochs").as_int();
+  CHECK(train::read_metrics(split.metrics_path()).size() == static_cast<size_t>(split_epochs));
+  if (split_epochs == epochs) {
+    const cct::io::SafeTensorsReader a(run.last_checkpoint()), b(split.last_checkpoint());
+    CHECK(a.read<float>("weight").to_vector() == b.read<float>("weight").to_vector());
+  }
+
+  train::LoopOptions fitted = options;
+  fitted.epochs = 5;
+  const auto lr_at = train::make_schedule(fitted, 6);
+  CHECK(lr_at(6) == Approx(0.05));                 // end of the 1-epoch warm-up
+  CHECK(lr_at(18) == Approx(0.05 - (0.05 - 1e-5) * 0.5));  // half-way down the line
+  CHECK(lr_at(30) == Approx(1e-5));
 }

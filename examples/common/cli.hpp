@@ -57,15 +57,17 @@ inline void add_loop_options(CLI::App* command, cct::train::LoopOptions& loop, c
       ->check(CLI::Range(0.0, 0.9));
   command->add_flag("--skip-nonfinite", loop.skip_nonfinite,
                     "skip a step whose loss or gradient is NaN/inf instead of stopping");
-}
-
-// The run's settings as every checkpoint stores them: without the output folder, so a run copied or
-// resumed elsewhere checkpoints the same bytes.
-inline std::string args_without_out(const cct::json::Object& settings) {
-  cct::json::Object args;
-  for (const auto& [key, value] : settings.members())
-    if (key != "out") args.set(key, value);
-  return cct::json::dump(cct::json::Value(args));
+  command->add_option("--time-budget", loop.time_budget,
+                      "minutes for the whole run (data, training, validation, test): the trainer measures its "
+                      "speed in the first steps and fits --epochs to the budget (0: off)")
+      ->capture_default_str();
+  command->add_option("--schedule", loop.schedule, "learning rate after the warm-up: cosine or linear (to --min-lr)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cosine", "linear"}));
+  command->add_option("--ema", loop.ema,
+                      "keep an exponential moving average of the weights with this decay (e.g. 0.999) and "
+                      "validate, test and save it (0: off)")
+      ->capture_default_str();
 }
 
 // Starts a run in options.out, or with options.resume takes the saved settings of the run there (so the

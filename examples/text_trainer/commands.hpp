@@ -341,7 +341,7 @@ inline int run_train(TrainOptions options) {
               static_cast<long long>(model->sequence_length()));
 
   TextTask task(options, model, std::move(vocabulary), splits);
-  return train::fit(task, options.loop, run, trainer_cli::args_without_out(options.to_json()), options.resume,
+  return train::fit(task, options.loop, run, options.to_json(), options.resume,
                     &trainer_cli::interrupted, started);
 }
 

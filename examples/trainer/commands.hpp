@@ -50,6 +50,7 @@ struct TrainOptions {
   double random_erasing = 0.0;
   int64_t limit_train = 0;
   int64_t limit_test = 0;
+  bool tta_flip = false;  // validate and test on the average of each image's and its mirror image's logits
   std::string out = "runs/cct_2_3x2_32";
   bool resume = false;
 
@@ -67,6 +68,7 @@ struct TrainOptions {
     o.set("random_erasing", json::Value(random_erasing));
     o.set("limit_train", json::Value(limit_train));
     o.set("limit_test", json::Value(limit_test));
+    o.set("tta_flip", json::Value(tta_flip));
     o.set("out", json::Value(out));
     return o;
   }
@@ -84,6 +86,7 @@ struct TrainOptions {
     t.random_erasing = o.at("random_erasing").as_double();
     t.limit_train = o.at("limit_train").as_int();
     t.limit_test = o.at("limit_test").as_int();
+    if (const json::Value* flip = o.find("tta_flip")) t.tta_flip = flip->as_bool();
     t.out = o.at("out").as_string();
     return t;
   }
@@ -93,6 +96,7 @@ struct EvalOptions {
   std::string checkpoint, data, format = "auto", split = "test", out;
   int64_t batch_size = 256;
   int threads = 0;
+  bool tta_flip = false;
 };
 
 struct PredictOptions {
@@ -122,9 +126,26 @@ inline data::ImageDataset limit_images(const data::ImageDataset& dataset, int64_
   return dataset.subset(indices);
 }
 
+// The model's logits for `images` (B, C, H, W), or with `flip` the mean of the logits of the images and
+// of their mirror images (test-time augmentation: the training crops were flipped half of the time).
+inline Tensor<float> image_logits(models::CompactTransformer<float>& model, const Tensor<float>& images, bool flip) {
+  Tensor<float> logits = model.forward(images);
+  if (!flip) return logits;
+  Tensor<float> mirrored = Tensor<float>::empty(images.shape());
+  const int64_t W = images.size(3), rows = images.numel() / W;
+  const float* in = images.data();
+  float* out = mirrored.data();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t x = 0; x < W; ++x) out[r * W + x] = in[r * W + (W - 1 - x)];
+  const Tensor<float> mirrored_logits = model.forward(mirrored);
+  for (int64_t i = 0; i < logits.numel(); ++i) logits.data()[i] = 0.5f * (logits.data()[i] + mirrored_logits.data()[i]);
+  return logits;
+}
+
 // Evaluates `model` on `dataset` in file order (no augmentation) with the shared evaluation loop.
 inline train::Evaluation evaluate_images(models::CompactTransformer<float>& model, const data::ImageDataset& dataset,
-                                         const data::Normalize& normalize, int64_t batch_size, const std::string& label) {
+                                         const data::Normalize& normalize, int64_t batch_size, const std::string& label,
+                                         bool flip) {
   data::LoaderOptions options;
   options.batch_size = batch_size;
   options.shuffle = false;
@@ -137,7 +158,7 @@ inline train::Evaluation evaluate_images(models::CompactTransformer<float>& mode
       [&](int64_t, Tensor<int64_t>& labels) {
         loader.next(batch);
         labels = batch.labels;
-        return model.forward(batch.images);
+        return image_logits(model, batch.images, flip);
       },
       label, "img");
 }
@@ -176,7 +197,9 @@ class ImageTask : public train::Task {
   nn::Module<float>& model() override { return *model_; }
   std::string model_name() const override { return options_.model; }
   const std::vector<std::string>& class_names() const override { return train_set_.class_names(); }
-  std::string recipe() const override { return options_.augment + " augmentation"; }
+  std::string recipe() const override {
+    return options_.augment + " augmentation" + (options_.tta_flip ? ", flip-averaged evaluation" : "");
+  }
 
   int64_t steps_per_epoch() const override { return loader_.num_batches(); }
   void start_epoch(int64_t epoch, int64_t first_step) override {
@@ -208,7 +231,7 @@ class ImageTask : public train::Task {
   Tensor<float> eval_logits(train::Split, int64_t, Tensor<int64_t>& labels) override {
     eval_loader_->next(eval_batch_);
     labels = eval_batch_.labels;
-    return model_->forward(eval_batch_.images);
+    return image_logits(*model_, eval_batch_.images, options_.tta_flip);
   }
 
   void save_checkpoint(const std::string& path, io::Metadata metadata,
@@ -301,7 +324,7 @@ inline int run_train(TrainOptions options) {
   CCT_CHECK(task.steps_per_epoch() > 0, "the training set (", train_set.size(), " images) is smaller than one batch of ",
             loop.batch_size);
   write_augmented_samples(run.file("augmented_samples.png"), task.loader(), train_set, splits.normalize);
-  return train::fit(task, loop, run, trainer_cli::args_without_out(options.to_json()), options.resume,
+  return train::fit(task, loop, run, options.to_json(), options.resume,
                     &trainer_cli::interrupted, started);
 }
 
@@ -322,7 +345,8 @@ inline int run_eval(const EvalOptions& options) {
             "x", model->config().image_size, " images but the data has ", dataset.channels(), "x", dataset.height(), "x",
             dataset.width());
   data::Normalize normalize = info.mean.empty() ? splits.normalize : data::Normalize(info.mean, info.std);
-  const train::Evaluation result = evaluate_images(*model, dataset, normalize, options.batch_size, "eval");
+  const train::Evaluation result = evaluate_images(*model, dataset, normalize, options.batch_size,
+                                                             options.tta_flip ? "eval (flip-averaged)" : "eval", options.tta_flip);
   std::printf("%s", result.confusion.to_string(dataset.class_names()).c_str());
   std::printf("%s on %lld %s images: top-1 %.2f%%, top-5 %.2f%%, loss %.4f\n", model->config().name.c_str(),
               static_cast<long long>(result.count), options.split.c_str(), result.top1, result.top5, result.loss);

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--random-erasing", train.random_erasing, "RandomErasing probability")->capture_default_str();
   train_cmd->add_option("--limit-train", train.limit_train, "train on a random subset of N images (0: all), for quick trials")->capture_default_str();
   train_cmd->add_option("--limit-test", train.limit_test, "test on a random subset of N images (0: all)")->capture_default_str();
+  train_cmd->add_flag("--tta-flip", train.tta_flip,
+                      "validate and test on the mean logits of each image and its mirror image");
   train_cmd->add_option("--out", train.out, "output folder")->capture_default_str();
   train_cmd->add_flag("--resume", train.resume, "continue the run in --out from its last checkpoint");
 
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--split", eval.split, "test or train")->capture_default_str()->check(CLI::IsMember({"test", "train"}));
   eval_cmd->add_option("--batch-size", eval.batch_size, "images per forward pass")->capture_default_str();
   eval_cmd->add_option("--threads", eval.threads, "compute threads")->capture_default_str();
+  eval_cmd->add_flag("--tta-flip", eval.tta_flip, "average the logits of each image and its mirror image");
   eval_cmd->add_option("--out", eval.out, "folder for confusion_matrix.svg and eval.json (optional)");
 
   PredictOptions predict;

@@ -88,4 +88,29 @@ struct CosineSchedule {
   }
 };
 
+// Warm-up, then a straight line down to min_lr at total_steps: the schedule of short-budget recipes
+// (airbench and others), where every step is worth using at a high learning rate and the last ones
+// anneal. With w = warmup_steps, T = total_steps, b = base_lr, m = min_lr, w0 = warmup_lr:
+//   t < w:        lr = w0 + t · (b − w0) / w
+//   w <= t < T:   lr = b − (b − m) · (t − w) / (T − w)
+//   t >= T:       lr = m
+struct LinearDecaySchedule {
+  double base_lr = 1e-3;
+  double warmup_lr = 1e-6;
+  double min_lr = 0.0;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 1;
+
+  double lr_at(int64_t step) const {
+    CCT_CHECK(total_steps >= 1 && warmup_steps >= 0 && warmup_steps <= total_steps,
+              "LinearDecaySchedule: need 0 <= warmup_steps (", warmup_steps, ") <= total_steps (", total_steps, ")");
+    CCT_CHECK(step >= 0, "LinearDecaySchedule::lr_at: step must be >= 0, got ", step);
+    const double t = static_cast<double>(step);
+    if (step < warmup_steps) return warmup_lr + t * (base_lr - warmup_lr) / static_cast<double>(warmup_steps);
+    if (step >= total_steps) return min_lr;
+    return base_lr - (base_lr - min_lr) * (t - static_cast<double>(warmup_steps)) /
+                         static_cast<double>(total_steps - warmup_steps);
+  }
+};
+
 }  // namespace cct::optim

@@ -5,7 +5,7 @@
 //
 //   struct MyTask : train::Task { ... };            // data, model, checkpoint format
 //   train::RunFolder run("runs/mine");
-//   train::fit(task, options, run, args_json, /*resume=*/false, &interrupted, started);
+//   train::fit(task, options, run, settings, /*resume=*/false, &interrupted, started);
 #pragma once
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "progress.hpp"
 #include "run_folder.hpp"
 #include "training_state.hpp"
+#include "weight_average.hpp"
 
 namespace cct::train {
 
@@ -49,6 +51,9 @@ struct LoopOptions {
   uint64_t seed = 0;
   double val_split = 0.05;      // fraction of the training set held out for model selection
   bool skip_nonfinite = false;  // skip (at most 100) steps whose loss or gradient is not finite
+  double time_budget = 0;       // minutes for the whole run; > 0: `epochs` is fitted to it at the start
+  std::string schedule = "cosine";  // after the warm-up: "cosine" to min_lr, or "linear" to min_lr
+  double ema = 0;               // decay of the weight average that is validated and saved; 0: off
 
   void to_json(json::Object& o) const {
     o.set("epochs", json::Value(epochs));
@@ -64,6 +69,9 @@ struct LoopOptions {
     o.set("seed", json::Value(static_cast<int64_t>(seed)));
     o.set("val_split", json::Value(val_split));
     o.set("skip_nonfinite", json::Value(skip_nonfinite));
+    o.set("time_budget", json::Value(time_budget));
+    o.set("schedule", json::Value(schedule));
+    o.set("ema", json::Value(ema));
   }
   void from_json(const json::Object& o) {
     epochs = o.at("epochs").as_int();
@@ -79,6 +87,9 @@ struct LoopOptions {
     seed = static_cast<uint64_t>(o.at("seed").as_int());
     val_split = o.at("val_split").as_double();
     if (const json::Value* skip = o.find("skip_nonfinite")) skip_nonfinite = skip->as_bool();
+    if (const json::Value* budget = o.find("time_budget")) time_budget = budget->as_double();
+    if (const json::Value* shape = o.find("schedule")) schedule = shape->as_string();
+    if (const json::Value* decay = o.find("ema")) ema = decay->as_double();
   }
 };
 
@@ -134,25 +145,41 @@ inline Evaluation evaluate(Task& task, Split split, const std::string& label) {
 }
 
 namespace detail {
+
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// Seconds per training step, from `steps` forward + backward passes on the first batches (after one
+// untimed pass that warms caches and buffers). The weights are not updated and the default generator
+// is put back, so the run that follows is the same as one started with the fitted --epochs.
+inline double measure_step_seconds(Task& task, int64_t steps) {
+  const Generator saved = default_generator();
+  nn::Module<float>& model = task.model();
+  model.train();
+  task.start_epoch(0, 0);
+  double seconds = 0;
+  int64_t timed = 0;
+  for (int64_t i = 0; i <= steps && task.next_batch(); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const TrainStep step = task.forward(0.0);
+    step.loss.backward();
+    model.zero_grad();
+    if (i > 0) {
+      seconds += seconds_since(start);
+      ++timed;
+    }
+  }
+  default_generator() = saved;
+  return timed > 0 ? seconds / static_cast<double>(timed) : 0.0;
+}
+
 }  // namespace detail
 
-// Trains `task` as `options` say, writing into `run`; returns 0 when done, 130 when interrupted (after
-// saving last.safetensors). `args_json` (the run's settings without the output folder) goes into every
-// checkpoint; `started` is when the run began (data loading included), for the minutes it reports.
-inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, const std::string& args_json, bool resume,
-               volatile std::sig_atomic_t* interrupted, std::chrono::steady_clock::time_point started) {
-  CCT_CHECK(options.epochs >= 1, "--epochs must be at least 1, got ", options.epochs);
-  CCT_CHECK(options.cooldown_epochs >= 0 && options.cooldown_epochs < options.epochs, "--cooldown-epochs (",
-            options.cooldown_epochs, ") must be below --epochs (", options.epochs, ")");
-  nn::Module<float>& model = task.model();
-  const int64_t steps_per_epoch = task.steps_per_epoch();
-  CCT_CHECK(steps_per_epoch > 0, "the training set is smaller than one batch of ", options.batch_size);
-
-  optim::AdamW<float> optimizer(optim::param_groups_no_decay_for_1d(model.named_parameters(), options.weight_decay),
-                                {options.lr});
+// The learning rate at each step: warm-up, then the cosine or the straight line of options.schedule.
+inline std::function<double(int64_t)> make_schedule(const LoopOptions& options, int64_t steps_per_epoch) {
+  CCT_CHECK(options.schedule == "cosine" || options.schedule == "linear", "--schedule must be cosine or linear, got '",
+            options.schedule, "'");
   const int64_t cosine_epochs = options.epochs - options.cooldown_epochs;
   int64_t warmup_epochs = options.warmup_epochs;
   if (warmup_epochs >= cosine_epochs) {
@@ -161,16 +188,74 @@ inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, con
                 static_cast<long long>(options.warmup_epochs), static_cast<long long>(cosine_epochs),
                 static_cast<long long>(warmup_epochs));
   }
-  const optim::CosineSchedule schedule =
+  if (options.schedule == "linear") {
+    const optim::LinearDecaySchedule linear{options.lr, 1e-6, options.min_lr, warmup_epochs * steps_per_epoch,
+                                            cosine_epochs * steps_per_epoch};
+    return [linear](int64_t step) { return linear.lr_at(step); };
+  }
+  const optim::CosineSchedule cosine =
       optim::CosineSchedule{options.lr, 1e-6, options.min_lr, warmup_epochs, cosine_epochs, options.cooldown_epochs}
           .per_iteration(steps_per_epoch);
+  return [cosine](int64_t step) { return cosine.lr_at(step); };
+}
+
+// Trains `task` as `options` say, writing into `run`; returns 0 when done, 130 when interrupted (after
+// saving last.safetensors). `settings` are the run's settings as config.json holds them (the trainer's
+// own and the loop's); without the output folder they go into every checkpoint, and with a time budget
+// config.json is rewritten with the fitted epochs, so --resume continues the same run and --epochs N
+// reproduces it elsewhere. `started` is when the run began (data loading included), for the minutes.
+inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Object settings, bool resume,
+               volatile std::sig_atomic_t* interrupted, std::chrono::steady_clock::time_point started) {
+  CCT_CHECK(options.epochs >= 1, "--epochs must be at least 1, got ", options.epochs);
+  nn::Module<float>& model = task.model();
+  const int64_t steps_per_epoch = task.steps_per_epoch();
+  CCT_CHECK(steps_per_epoch > 0, "the training set is smaller than one batch of ", options.batch_size);
+
+  const bool budgeted = options.time_budget > 0;
+  if (budgeted && !resume) {
+    // Fit whole epochs into the budget: what is left after start-up, less the final test, over the time
+    // of one epoch (its steps, its validation and checkpoints). Evaluation runs about 3x faster per
+    // sample than a training step (no backward pass).
+    const double step_seconds = detail::measure_step_seconds(task, 5);
+    const double per_sample = step_seconds / static_cast<double>(options.batch_size);
+    const int64_t val_batches = task.eval_batches(Split::kValidation);
+    const double validation = static_cast<double>(val_batches) * 256 * per_sample / 3;
+    const double test = static_cast<double>(task.eval_batches(Split::kTest)) * 256 * per_sample / 3;
+    const double epoch_seconds = static_cast<double>(steps_per_epoch) * step_seconds + validation + 0.5;
+    const double left = options.time_budget * 60 - detail::seconds_since(started) - test;
+    options.epochs = std::max<int64_t>(1, static_cast<int64_t>(std::floor(left / epoch_seconds)));
+    options.cooldown_epochs = std::min(options.cooldown_epochs, options.epochs - 1);
+    std::printf("time budget %.1f min: %.3f s per step of %lld (measured), %.1f s per epoch with validation -> "
+                "%lld epochs (%lld steps); reproduce with --epochs %lld\n",
+                options.time_budget, step_seconds, static_cast<long long>(options.batch_size), epoch_seconds,
+                static_cast<long long>(options.epochs), static_cast<long long>(options.epochs * steps_per_epoch),
+                static_cast<long long>(options.epochs));
+    options.to_json(settings);
+    settings.set("fitted_total_steps", json::Value(options.epochs * steps_per_epoch));
+    run.write_config(settings);
+  }
+  CCT_CHECK(options.cooldown_epochs >= 0 && options.cooldown_epochs < options.epochs, "--cooldown-epochs (",
+            options.cooldown_epochs, ") must be below --epochs (", options.epochs, ")");
+  json::Object args_object;
+  for (const auto& [key, value] : settings.members())
+    if (key != "out") args_object.set(key, value);
+  const std::string args_json = json::dump(json::Value(args_object));
+
+  optim::AdamW<float> optimizer(optim::param_groups_no_decay_for_1d(model.named_parameters(), options.weight_decay),
+                                {options.lr});
+  const std::function<double(int64_t)> lr_at = make_schedule(options, steps_per_epoch);
+  std::optional<WeightAverage> average;
+  if (options.ema > 0) average.emplace(model, options.ema);
+  WeightAverage* const ema = average ? &*average : nullptr;
 
   const std::string last_path = run.last_checkpoint(), best_path = run.best_checkpoint();
   const std::string metrics_path = run.metrics_path();
   TrainingPosition position;
   if (resume) {
     task.load_weights(last_path);
-    position = read_training_state(io::SafeTensorsReader(last_path), optimizer);
+    const io::SafeTensorsReader reader(last_path);
+    if (ema) ema->restore(reader);
+    position = read_training_state(reader, optimizer);
     truncate_after_epoch(metrics_path, position.epoch);
     std::printf("resumed at epoch %lld, batch %lld (step %lld)\n", static_cast<long long>(position.epoch + 1),
                 static_cast<long long>(position.batch), static_cast<long long>(position.global_step));
@@ -178,19 +263,27 @@ inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, con
     std::remove(metrics_path.c_str());
   }
   MetricsLog metrics(metrics_path);
+  // Checkpoints hold the weights that are evaluated (the average, with --ema) under the model's names,
+  // so predict and eval use them; the trained weights travel under "training.raw." for --resume.
   const auto save = [&](const std::string& path) {
     io::Metadata metadata;
     write_training_metadata(metadata, position, args_json);
     json::Array names;
     for (const auto& name : task.class_names()) names.push_back(json::Value(name));
     metadata["data.class_names"] = json::dump(json::Value(names));
-    task.save_checkpoint(path, metadata, optimizer.state_dict());
+    optim::NamedTensors<float> extra = optimizer.state_dict();
+    const WeightAverage::Swap swapped(ema);
+    if (ema)
+      for (auto& entry : ema->stored()) extra.push_back(std::move(entry));
+    task.save_checkpoint(path, metadata, extra);
   };
 
   const std::string recipe = task.recipe();
-  std::printf("training %s for %lld epochs of %lld steps (batch %lld, AdamW lr %g, wd %g, label smoothing %g%s%s, %d threads)\n",
+  std::printf("training %s for %lld epochs of %lld steps (batch %lld, AdamW lr %g, %s schedule, wd %g, label "
+              "smoothing %g%s%s%s, %d threads)\n",
               task.model_name().c_str(), static_cast<long long>(options.epochs), static_cast<long long>(steps_per_epoch),
-              static_cast<long long>(options.batch_size), options.lr, options.weight_decay, options.label_smoothing,
+              static_cast<long long>(options.batch_size), options.lr, options.schedule.c_str(), options.weight_decay,
+              options.label_smoothing, ema ? (", EMA " + std::to_string(options.ema).substr(0, 6)).c_str() : "",
               recipe.empty() ? "" : ", ", recipe.c_str(), num_threads());
   ProgressOptions progress;
   progress.unit = task.unit();
@@ -223,7 +316,7 @@ inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, con
       if (!task.next_batch()) break;
       data_seconds += detail::seconds_since(moment);
       moment = std::chrono::steady_clock::now();
-      optimizer.set_lr(schedule.lr_at(position.global_step));
+      optimizer.set_lr(lr_at(position.global_step));
       const TrainStep step = task.forward(options.label_smoothing);
       const float loss_value = step.loss.item();
       std::optional<std::string> bad_gradient;
@@ -249,6 +342,7 @@ inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, con
       }
       if (options.clip_grad > 0) optim::clip_grad_norm_(model.named_parameters(), options.clip_grad);
       optimizer.step();
+      if (ema) ema->update(position.global_step);
       compute_seconds += detail::seconds_since(moment);
       ++position.global_step;
       ++step_in_epoch;
@@ -281,12 +375,14 @@ inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, con
     double selection = train_acc;
     const auto validation_start = std::chrono::steady_clock::now();
     if (task.eval_batches(Split::kValidation) > 0) {
-      const Evaluation val = evaluate(task, Split::kValidation, "  validation");
+      const WeightAverage::Swap swapped(ema);
+      const Evaluation val = evaluate(task, Split::kValidation, ema ? "  validation (EMA)" : "  validation");
       line.set("val_loss", json::Value(val.loss));
       line.set("val_acc", json::Value(val.top1));
       line.set("val_top5", json::Value(val.top5));
       selection = val.top1;
-      std::printf("  validation: loss %.4f, top-1 %.2f%%, top-5 %.2f%%\n", val.loss, val.top1, val.top5);
+      std::printf("  validation%s: loss %.4f, top-1 %.2f%%, top-5 %.2f%%\n", ema ? " (EMA)" : "", val.loss, val.top1,
+                  val.top5);
     }
     const double validation_seconds = detail::seconds_since(validation_start);
 
@@ -307,19 +403,24 @@ inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, con
     const double checkpoint_seconds = detail::seconds_since(checkpoint_start);
 
     // Time fields last: everything before them is reproducible bit for bit.
+    const double elapsed_minutes = detail::seconds_since(started) / 60.0;
     line.set("epoch_seconds", json::Value(epoch_seconds));
     line.set(task.unit() + "_per_s", json::Value(static_cast<double>(seen) / std::max(1e-9, epoch_seconds)));
     line.set("data_seconds", json::Value(data_seconds));
     line.set("compute_seconds", json::Value(compute_seconds));
     line.set("validation_seconds", json::Value(validation_seconds));
     line.set("checkpoint_seconds", json::Value(checkpoint_seconds));
-    line.set("elapsed_minutes", json::Value(detail::seconds_since(started) / 60.0));
+    line.set("elapsed_minutes", json::Value(elapsed_minutes));
     metrics.append(line);
     write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
+    if (budgeted)
+      std::printf("  time budget: %.1f of %.1f minutes used, %.1f left\n", elapsed_minutes, options.time_budget,
+                  options.time_budget - elapsed_minutes);
   }
 
-  // Final numbers: the best checkpoint on the test set.
+  // Final numbers: the best checkpoint on the test set (with --ema, its averaged weights).
   if (run.has("best.safetensors")) task.load_weights(best_path);
+  else if (ema) ema->swap();
   const Evaluation test = evaluate(task, Split::kTest, "test");
   const std::string title = task.title();
   write_confusion_matrix_svg(run.confusion_path(), test.confusion, task.class_names(),
@@ -336,6 +437,7 @@ inline int fit(Task& task, const LoopOptions& options, const RunFolder& run, con
   final_result.set("test_top5", finite_or_null(test.top5));
   final_result.set("test_size", json::Value(test.count));
   final_result.set("minutes", json::Value(minutes));
+  if (budgeted) final_result.set("time_budget_minutes", json::Value(options.time_budget));
   final_result.set("confusion_matrix", test.confusion.to_json());
   io::write_file_atomic(run.final_path(), json::dump(json::Value(final_result), 2) + "\n");
   std::printf("\n%s", test.confusion.to_string(task.class_names()).c_str());

@@ -9,6 +9,8 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <thread>
+#include <algorithm>
 
 #include <CLI/CLI.hpp>
 
@@ -81,11 +83,31 @@ cct::train::RunFolder start_run(Options& options) {
     options.resume = true;
     std::printf("resuming %s/last.safetensors with its saved settings (%s/config.json)\n", out.c_str(), out.c_str());
   }
+  options.loop.validate();
+  options.validate();
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (options.loop.threads > 4 * cores) {
+    std::printf("note: --threads %d is more than 4 per core on this machine (%d cores); using %d\n", options.loop.threads,
+                cores, 4 * cores);
+    options.loop.threads = 4 * cores;
+  }
   if (options.loop.threads > 0) cct::set_num_threads(options.loop.threads);
   cct::manual_seed(options.loop.seed);
   cct::train::RunFolder run(options.out);
   run.write_config(options.to_json());
   return run;
+}
+
+// Parses the command line. Usage errors print CLI11's message and exit 2 (help and --version: 0),
+// as docs/robustness.md says, instead of CLI11's own codes 105-114.
+inline int parse(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? 0 : 2;
+  }
+  return -1;  // parsed: run the command
 }
 
 // Set by SIGINT / SIGTERM while a command runs: the training loop saves a checkpoint and stops.

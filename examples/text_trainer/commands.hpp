@@ -56,6 +56,17 @@ struct TrainOptions {
   std::string out = "runs/text_trec";
   bool resume = false;
 
+  // The text options' ranges (the loop's are LoopOptions::validate's).
+  void validate() const {
+    train::check::whole("--seq-len", seq_len, 1, 4096);
+    train::check::whole("--embedding-dim", embedding_dim, 1, 4096);
+    train::check::whole("--min-freq", min_freq, 1, int64_t{1} << 40);
+    train::check::whole("--max-vocab", max_vocab, 0, int64_t{1} << 24);
+    train::check::below("--dropout", dropout, 0, 1);
+    train::check::below("--attention-dropout", attention_dropout, 0, 1);
+    train::check::below("--stochastic-depth", stochastic_depth, 0, 1);
+  }
+
   json::Object to_json() const {
     json::Object o;
     o.set("dataset", json::Value(dataset));

@@ -54,6 +54,17 @@ struct TrainOptions {
   std::string out = "runs/cct_2_3x2_32";
   bool resume = false;
 
+  // The image options' ranges (the loop's are LoopOptions::validate's).
+  void validate() const {
+    train::check::whole("--image-size", image_size, 1, 1024);
+    train::check::at_least("--mixup", mixup, 0);
+    train::check::at_least("--cutmix", cutmix, 0);
+    train::check::whole("--mix-off-epoch", mix_off_epoch, 0, 1000000);
+    train::check::in_range("--random-erasing", random_erasing, 0, 1);
+    train::check::whole("--limit-train", limit_train, 0, int64_t{1} << 40);
+    train::check::whole("--limit-test", limit_test, 0, int64_t{1} << 40);
+  }
+
   json::Object to_json() const {
     json::Object o;
     o.set("model", json::Value(model));

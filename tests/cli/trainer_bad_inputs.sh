@@ -69,6 +69,19 @@ expect_error "unknown --model" "unknown model 'cct_99'; known models: " "$traine
 expect_error "unknown --format" "unknown --format 'tiff'" "$trainer" train --data "$work/cifar10" --format tiff "${quick[@]}" --out "$work/run"
 expect_error "--cooldown-epochs >= --epochs" "cooldown-epochs.*must be below --epochs" "$trainer" train --data "$work/cifar10" --cooldown-epochs 1 "${quick[@]}" --out "$work/run"
 expect_error "no subcommand" "subcommand" "$trainer"
+# Values that parse but make no sense: one message naming the option and its range, no output folder.
+expect_error "--lr inf" "--lr must be a positive finite number, got inf" "$trainer" train --data "$work/cifar10" --lr inf --out "$work/bad_run"
+expect_error "--min-lr above --lr" "--min-lr must be between 0 and 0.001 \(--lr\), got 0.5" "$trainer" train --data "$work/cifar10" --min-lr 0.5 --out "$work/bad_run"
+expect_error "--threads -3" "--threads must be a whole number from 0 to 4096, got -3" "$trainer" train --data "$work/cifar10" --threads -3 --out "$work/bad_run"
+expect_error "--mixup -1" "--mixup must be a finite number of at least 0, got -1" "$trainer" train --data "$work/cifar10" --mixup -1 --out "$work/bad_run"
+expect_error "--clip-grad nan" "--clip-grad must be a finite number of at least 0, got nan" "$trainer" train --data "$work/cifar10" --clip-grad nan --out "$work/bad_run"
+expect_error "--image-size 100000" "--image-size must be a whole number from 1 to 1024, got 100000" "$trainer" train --data "$work/cifar10" --image-size 100000 --out "$work/bad_run"
+expect_error "--limit-train -5" "--limit-train must be a whole number from 0 to" "$trainer" train --data "$work/cifar10" --limit-train -5 --out "$work/bad_run"
+expect_error "--time-budget -1" "--time-budget must be between 0 and" "$trainer" train --data "$work/cifar10" --time-budget -1 --out "$work/bad_run"
+[ ! -e "$work/bad_run" ] || fail "a refused option left an output folder behind"
+status=0; "$trainer" train --data "$work/cifar10" --epochs 0 --out "$work/bad_run" > /dev/null 2>&1 || status=$?
+[ $status -eq 2 ] || fail "a usage error should exit with status 2, got $status"
+echo "ok: usage errors exit with status 2; refused values leave no output folder"
 
 # ---- data --------------------------------------------------------------------------------------------
 expect_error "missing data folder" "data folder '$work/nowhere' does not exist" "$trainer" train --data "$work/nowhere" "${quick[@]}" --out "$work/run"
@@ -103,6 +116,7 @@ expect_error "unsupported image format" "cannot decode image '$work/image.gif'" 
 : > "$work/empty.png"
 expect_error "empty image file" "cannot decode image '$work/empty.png': the file is empty" "$trainer" predict --checkpoint "$ckpt" "$work/empty.png"
 expect_error "missing image file" "(File does not exist|does not exist).*nothing.png|nothing.png.*(does not exist|No such)" "$trainer" predict --checkpoint "$ckpt" "$work/nothing.png"
+expect_error "--top-k -2" "--top-k: must be a positive number, got -2" "$trainer" predict --checkpoint "$ckpt" --top-k -2 "$seeds/image/rgb_3x2.png"
 # Odd sizes and channel counts are converted and resized, not refused.
 "$trainer" predict --checkpoint "$ckpt" "$seeds/image/gray_5x4.png" "$seeds/image/rgba_2x2.png" "$seeds/image/gray_3x5.jpg" \
   --top-k 2 > "$work/odd_images.log" 2>&1 || { cat "$work/odd_images.log"; fail "predict on odd-sized images failed"; }

@@ -55,6 +55,8 @@ struct LoopOptions {
   std::string schedule = "cosine";  // after the warm-up: "cosine" to min_lr, or "linear" to min_lr
   double ema = 0;               // decay of the weight average that is validated and saved; 0: off
 
+  void validate() const;  // below: throws cct::Error naming the option and its allowed range
+
   void to_json(json::Object& o) const {
     o.set("epochs", json::Value(epochs));
     o.set("batch_size", json::Value(batch_size));
@@ -92,6 +94,50 @@ struct LoopOptions {
     if (const json::Value* decay = o.find("ema")) ema = decay->as_double();
   }
 };
+
+// Checks of option values, each naming the option and what it allows in the user's units, for
+// LoopOptions::validate and the trainers' own options. NaN and infinity fail every range.
+namespace check {
+
+inline void in_range(const char* option, double value, double low, double high, const char* unit = "") {
+  if (!(std::isfinite(value) && value >= low && value <= high))
+    throw Error(cct::detail::concat(option, " must be between ", low, " and ", high, unit, ", got ", value));
+}
+inline void at_least(const char* option, double value, double low, const char* unit = "") {
+  if (!(std::isfinite(value) && value >= low))
+    throw Error(cct::detail::concat(option, " must be a finite number of at least ", low, unit, ", got ", value));
+}
+inline void below(const char* option, double value, double low, double high_exclusive) {
+  if (!(std::isfinite(value) && value >= low && value < high_exclusive))
+    throw Error(cct::detail::concat(option, " must be at least ", low, " and below ", high_exclusive, ", got ", value));
+}
+inline void whole(const char* option, int64_t value, int64_t low, int64_t high) {
+  if (value < low || value > high)
+    throw Error(cct::detail::concat(option, " must be a whole number from ", low, " to ", high, ", got ", value));
+}
+
+}  // namespace check
+
+// Every value fit uses, checked before a run folder is made, so a bad option never leaves one behind.
+inline void LoopOptions::validate() const {
+  check::whole("--epochs", epochs, 1, 1000000);
+  check::whole("--batch-size", batch_size, 1, 1 << 16);
+  if (!(std::isfinite(lr) && lr > 0)) throw Error(cct::detail::concat("--lr must be a positive finite number, got ", lr));
+  check::in_range("--min-lr", min_lr, 0, lr, " (--lr)");
+  check::at_least("--weight-decay", weight_decay, 0);
+  check::whole("--warmup-epochs", warmup_epochs, 0, 1000000);
+  if (cooldown_epochs < 0 || cooldown_epochs >= epochs)
+    throw Error(cct::detail::concat("--cooldown-epochs (", cooldown_epochs, ") must be below --epochs (", epochs,
+                                    ") and at least 0"));
+  check::below("--label-smoothing", label_smoothing, 0, 1);
+  check::at_least("--clip-grad", clip_grad, 0);
+  check::whole("--threads", threads, 0, 4096);
+  check::in_range("--val-split", val_split, 0, 0.9);
+  check::in_range("--time-budget", time_budget, 0, 60 * 24 * 365, " minutes");
+  if (schedule != "cosine" && schedule != "linear")
+    throw Error("--schedule must be cosine or linear, got '" + schedule + "'");
+  check::below("--ema", ema, 0, 1);
+}
 
 enum class Split { kValidation, kTest };
 
@@ -206,7 +252,7 @@ inline std::function<double(int64_t)> make_schedule(const LoopOptions& options, 
 // reproduces it elsewhere. `started` is when the run began (data loading included), for the minutes.
 inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Object settings, bool resume,
                volatile std::sig_atomic_t* interrupted, std::chrono::steady_clock::time_point started) {
-  CCT_CHECK(options.epochs >= 1, "--epochs must be at least 1, got ", options.epochs);
+  options.validate();
   nn::Module<float>& model = task.model();
   const int64_t steps_per_epoch = task.steps_per_epoch();
   CCT_CHECK(steps_per_epoch > 0, "the training set is smaller than one batch of ", options.batch_size);

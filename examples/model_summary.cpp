@@ -1,12 +1,17 @@
 // model_summary: prints a torchinfo-style table (layers, output shapes, parameters, MACs) for
-// registered models, computed from the shapes alone (no forward pass).
+// registered models or for the models stored in checkpoints, computed from the shapes alone (no
+// forward pass).
 //   ./model_summary cct_7_3x1_32 vit_7_4_32 --batch 8
+//   ./model_summary runs/cifar10/best.safetensors
 //   ./model_summary --list
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <cct/io/checkpoint.hpp>
 #include <cct/models/registry.hpp>
 #include <cct/models/summary.hpp>
 
@@ -14,14 +19,16 @@ namespace {
 
 void print_usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: model_summary [MODEL_NAME ...] [--batch N] [--list] [--help]\n"
+               "usage: model_summary [MODEL_NAME | CHECKPOINT ...] [--batch N] [--list] [--help]\n"
                "\n"
-               "Prints, for each registered model named, one row per module (dotted name, type, output\n"
+               "Prints, for each model, one row per module (dotted name, type, output\n"
                "shape for a batch of N images, parameters, multiply-accumulates per image) and the totals:\n"
                "parameters, trainable parameters, MACs per image with and without the attention products,\n"
                "and parameter memory.\n"
                "\n"
                "  MODEL_NAME   a registered model, e.g. cct_7_3x1_32, cvt_7_4_32, vit_7_4_32_sine\n"
+               "  CHECKPOINT   a .safetensors file saved by cct (cct_trainer, io::save_model): the model it\n"
+               "               stores, custom sizes included\n"
                "  --batch N    batch size shown in the output shapes (default 1; MACs stay per image)\n"
                "  --list       print the registered model names and exit\n"
                "  --help       print this text and exit\n");
@@ -61,14 +68,24 @@ int main(int argc, char** argv) {
   }
 
   for (size_t i = 0; i < names.size(); ++i) {
-    cct::models::ModelConfig config;
+    std::shared_ptr<cct::models::CompactTransformer<float>> model;
     try {
-      config = cct::models::make_config(names[i]);  // checks the name before anything is built
+      // An existing file is a checkpoint; anything else must be a registered name (checked before
+      // anything is built).
+      std::error_code error;
+      const bool file_name = names[i].size() > 12 && names[i].compare(names[i].size() - 12, 12, ".safetensors") == 0;
+      if (std::filesystem::is_regular_file(names[i], error)) {
+        model = cct::io::load_compact_transformer(names[i]);
+      } else if (file_name) {
+        std::fprintf(stderr, "model_summary: no checkpoint file '%s'\n", names[i].c_str());
+        return 2;
+      } else {
+        model = cct::models::create<float>(cct::models::make_config(names[i]));
+      }
     } catch (const cct::Error& error) {
       std::fprintf(stderr, "model_summary: %s\n", error.what());
       return 2;
     }
-    const auto model = cct::models::create<float>(config);
     std::printf("%s%s", i ? "\n" : "", cct::models::summary(*model, batch_size).c_str());
   }
   return 0;

@@ -1,10 +1,19 @@
 // Models against the reference: parameter counts, names and shapes, whole-model gradients, modes.
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <memory>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <cct/models/registry.hpp>
+#include <cct/ops/loss.hpp>
 #include <cct/ops/reduce.hpp>
+#include <cct/optim/adamw.hpp>
 
+#include "../examples/layer_scale_block.hpp"
 #include "test_helpers.hpp"
 
 using cct::Shape;
@@ -224,4 +233,142 @@ TEST_CASE("whole-model gradients match finite differences (double)", "[models][g
       }
     }
   }
+}
+
+// ---- encoder blocks of your own, through the classifier's block factory --------------------------
+
+namespace {
+
+// Three blocks of width 16 (2 heads, MLP 32) over 5 tokens, SeqPool, 3 classes.
+cct::nn::ClassifierConfig small_classifier_config() {
+  cct::nn::ClassifierConfig config;
+  config.embedding_dim = 16;
+  config.num_layers = 3;
+  config.num_heads = 2;
+  config.mlp_ratio = 2.0;
+  config.num_classes = 3;
+  config.sequence_length = 5;
+  config.stochastic_depth = 0.2;
+  return config;
+}
+
+using NamedTensors = cct::nn::NamedTensors<float>;
+
+}  // namespace
+
+TEST_CASE("a custom encoder block plugs into the classifier through the factory and trains", "[models][blocks]") {
+  namespace nn = cct::nn;
+  const nn::ClassifierConfig config = small_classifier_config();
+  std::vector<std::pair<int64_t, double>> asked;  // (index, drop-path rate) of each block the factory built
+  const nn::EncoderBlockFactory<float> factory = [&](int64_t index, const nn::EncoderLayerConfig& layer,
+                                                     cct::Generator& gen) -> std::shared_ptr<nn::EncoderBlock<float>> {
+    asked.emplace_back(index, layer.drop_path);
+    CHECK(layer.embedding_dim == 16);
+    CHECK(layer.num_heads == 2);
+    CHECK(layer.mlp_hidden_dim == 32);
+    return std::make_shared<LayerScaleBlock<float>>(layer, /*init_value=*/0.5, gen);
+  };
+  cct::Generator gen(3);
+  nn::TransformerClassifier<float> classifier(config, gen, factory);
+
+  // The factory is asked for each block in order, with the stochastic-depth rate rising linearly to the last.
+  REQUIRE(asked.size() == 3);
+  for (int64_t l = 0; l < 3; ++l) {
+    CHECK(asked[l].first == l);
+    CHECK(asked[l].second == Approx(0.2 * l / 2));
+  }
+  REQUIRE(classifier.blocks->at<LayerScaleBlock<float>>(2)->drop_path->p() == Approx(0.2));
+
+  // Names fall out of the tree: the classifier's own, then the block's children under blocks.<index>.
+  std::vector<std::string> keys;
+  for (const auto& [key, tensor] : classifier.state_dict()) keys.push_back(key);
+  const std::vector<std::string> block_keys = {
+      "blocks.1.norm1.weight",   "blocks.1.norm1.bias",    "blocks.1.attn.qkv.weight", "blocks.1.attn.proj.weight",
+      "blocks.1.attn.proj.bias", "blocks.1.ls1.gamma",     "blocks.1.norm2.weight",    "blocks.1.norm2.bias",
+      "blocks.1.linear1.weight", "blocks.1.linear1.bias",  "blocks.1.linear2.weight",  "blocks.1.linear2.bias",
+      "blocks.1.ls2.gamma"};
+  REQUIRE(keys.size() == 3 + 3 * block_keys.size() + 4);  // positional_emb, attention_pool; norm, fc
+  CHECK(std::vector<std::string>(keys.begin(), keys.begin() + 3) ==
+        std::vector<std::string>{"positional_emb", "attention_pool.weight", "attention_pool.bias"});
+  CHECK(std::vector<std::string>(keys.begin() + 3 + 13, keys.begin() + 3 + 26) == block_keys);
+  CHECK(std::vector<std::string>(keys.end() - 4, keys.end()) ==
+        std::vector<std::string>{"norm.weight", "norm.bias", "fc.weight", "fc.bias"});
+  CHECK(classifier.find_parameter("blocks.2.ls2.gamma").to_vector() == std::vector<float>(16, 0.5f));
+
+  // Tiny data: 12 token sequences whose mean depends on the class.
+  cct::Generator data_gen(11);
+  Tensor<float> tokens = Tensor<float>::randn({12, 5, 16}, data_gen);
+  Tensor<int64_t> labels = Tensor<int64_t>::empty({12});
+  for (int64_t i = 0; i < 12; ++i) {
+    labels(i) = i % 3;
+    for (int64_t j = 0; j < 5 * 16; ++j) tokens.data()[i * 5 * 16 + j] += 0.5f * static_cast<float>(i % 3 - 1);
+  }
+
+  // Gradients reach every parameter of every block, LayerScale's γ included.
+  classifier.train();
+  cct::cross_entropy(classifier.forward(tokens), labels).backward();
+  for (const auto& [name, parameter] : classifier.named_parameters()) {
+    INFO(name);
+    REQUIRE(parameter.grad().defined());
+    const std::vector<float> grad = parameter.grad().to_vector();
+    CHECK(std::any_of(grad.begin(), grad.end(), [](float g) { return g != 0.0f && std::isfinite(g); }));
+  }
+
+  // And the loss falls over a few AdamW steps.
+  classifier.eval();  // deterministic steps: no dropout, no drop-path
+  cct::optim::AdamW<float> optimizer(classifier.named_parameters(), cct::optim::AdamWOptions{/*lr=*/1e-2});
+  std::vector<float> losses;
+  for (int step = 0; step < 15; ++step) {
+    Tensor<float> loss = cct::cross_entropy(classifier.forward(tokens), labels);
+    losses.push_back(loss.item());
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  }
+  INFO("first loss " << losses.front() << ", last " << losses.back());
+  REQUIRE(losses.back() < 0.5f * losses.front());
+
+  // The attention maps of the custom blocks reach the trace, one per block.
+  cct::NoGradGuard no_grad;
+  nn::ClassifierTrace trace;
+  trace.want_attention = true;
+  classifier.forward(tokens, Tensor<uint8_t>(), &trace);
+  REQUIRE(trace.attention.size() == 3);
+  for (const auto& map : trace.attention) CHECK(map.shape() == Shape{12, 2, 5, 5});
+
+  // What it saves loads back into the same architecture (other weights until loaded) and gives its logits.
+  cct::Generator other_gen(4);
+  nn::TransformerClassifier<float> reloaded(config, other_gen, layer_scale_blocks<float>());
+  reloaded.eval();
+  REQUIRE(reloaded.forward(tokens).to_vector() != classifier.forward(tokens).to_vector());
+  NamedTensors saved;
+  for (const auto& [key, tensor] : classifier.state_dict()) saved.emplace_back(key, tensor.clone());
+  reloaded.load_state_dict(saved);
+  REQUIRE(reloaded.forward(tokens).to_vector() == classifier.forward(tokens).to_vector());
+}
+
+TEST_CASE("the default blocks are the reference's, and a broken factory is refused", "[models][blocks]") {
+  namespace nn = cct::nn;
+  const nn::ClassifierConfig config = small_classifier_config();
+  // No factory and the reference's factory build the same blocks from the same draws.
+  cct::Generator gen_a(5), gen_b(5);
+  nn::TransformerClassifier<float> by_default(config, gen_a);
+  nn::TransformerClassifier<float> explicit_reference(config, gen_b, nn::reference_encoder_block<float>());
+  const auto a = by_default.state_dict(), b = explicit_reference.state_dict();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].first);
+    CHECK(a[i].first == b[i].first);
+    CHECK(a[i].second.to_vector() == b[i].second.to_vector());
+  }
+  CHECK(by_default.blocks->at<nn::TransformerEncoderLayer<float>>(0)->type_name() == "TransformerEncoderLayer");
+  CHECK(by_default.find_parameter("blocks.2.self_attn.qkv.weight").shape() == Shape{48, 16});
+
+  REQUIRE_THROWS_WITH(nn::TransformerClassifier<float>(config, gen_a, nn::EncoderBlockFactory<float>()),
+                      Catch::Contains("factory is empty") && Catch::Contains("reference_encoder_block"));
+  const nn::EncoderBlockFactory<float> returns_null = [](int64_t, const nn::EncoderLayerConfig&, cct::Generator&) {
+    return std::shared_ptr<nn::EncoderBlock<float>>();
+  };
+  REQUIRE_THROWS_WITH(nn::TransformerClassifier<float>(config, gen_a, returns_null),
+                      Catch::Contains("returned no block for block 0"));
 }

@@ -1,17 +1,24 @@
 // nn::Module, the containers and the initialisers: names and order against PyTorch's rules, modes,
-// gradients, state-dict loading, and initialiser statistics.
+// gradients, state-dict loading, and initialiser statistics. LayerScale, the layer that
+// docs/adding_a_layer.md adds, with the tests that page shows, and the check that its snippets are
+// the code compiled here.
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <cct/nn/containers.hpp>
 #include <cct/nn/init.hpp>
+#include <cct/nn/layer_scale.hpp>
+#include <cct/nn/linear.hpp>
 #include <cct/nn/module.hpp>
 #include <cct/ops/activation.hpp>
 #include <cct/ops/elementwise.hpp>
+#include <cct/ops/reduce.hpp>
 
 #include "test_helpers.hpp"
 
@@ -24,6 +31,10 @@ using cct::nn::NamedTensors;
 using cct::nn::Sequential;
 using cct::nn::UnaryModule;
 namespace init = cct::nn::init;
+using cct::testing::check_gradients;
+using cct::testing::random_leaf;
+using Inputs = std::vector<Tensor<double>>;
+namespace nn = cct::nn;
 
 namespace {
 
@@ -789,4 +800,110 @@ TEST_CASE("initialisers are deterministic given the generator, whatever the thre
   REQUIRE(first.first == again.first);
   REQUIRE(first.second == again.second);
   REQUIRE(first.first != other.first);
+}
+
+// ---- LayerScale: the layer docs/adding_a_layer.md adds, with the tests it shows -------------------
+
+TEST_CASE("LayerScale has one parameter named gamma, also inside a container", "[nn][layer_scale]") {
+  nn::LayerScale<float> scale(4, 0.1);
+  const auto named = scale.named_parameters();
+  REQUIRE(named.size() == 1);
+  REQUIRE(named[0].first == "gamma");
+  REQUIRE(named[0].second.shape() == Shape{4});
+  REQUIRE(named[0].second.requires_grad());
+  for (float v : scale.gamma.to_vector()) REQUIRE(v == 0.1f);
+
+  nn::Sequential<float> block;
+  block.push_back(std::make_shared<nn::Linear<float>>(2, 4));
+  block.push_back(std::make_shared<nn::LayerScale<float>>(4));
+  std::vector<std::string> keys;
+  for (const auto& [key, tensor] : block.state_dict()) keys.push_back(key);
+  REQUIRE(keys == std::vector<std::string>{"0.weight", "0.bias", "1.gamma"});
+  REQUIRE(scale.repr() == "LayerScale(dim=4, init_value=0.100000)");
+}
+
+TEST_CASE("LayerScale forward values", "[nn][layer_scale]") {
+  nn::LayerScale<double> scale(3);
+  std::copy_n(std::vector<double>{1.0, -2.0, 0.5}.begin(), 3, scale.gamma.data());
+  const auto x = Tensor<double>::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  REQUIRE(scale.forward(x).to_vector() == std::vector<double>{1, -4, 1.5, 4, -10, 3});
+}
+
+TEST_CASE("gradients of LayerScale match finite differences", "[nn][layer_scale][gradcheck]") {
+  for (const Shape& shape : std::vector<Shape>{{3}, {2, 3}, {2, 5, 3}}) {  // incl. broadcasting over 2 dims
+    INFO(cct::shape_str(shape));
+    check_gradients([](const Inputs& in) { return nn::layer_scale(in[0], in[1]); },
+                    {random_leaf(shape, 1), random_leaf({3}, 2)});
+  }
+  // Through the module, backward reaches the registered parameter: ∂Σy/∂γ_c = Σ_rows x[row, c].
+  nn::LayerScale<double> scale(3, 0.5);
+  const auto x = Tensor<double>::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  cct::sum(scale.forward(x)).backward();
+  REQUIRE(scale.named_parameters()[0].second.grad().to_vector() == std::vector<double>{5, 7, 9});
+  // And the module's gradient with respect to its input.
+  check_gradients([&](const Inputs& in) { return scale.forward(in[0]); }, {random_leaf({4, 3}, 3)});
+}
+
+TEST_CASE("LayerScale errors name the layer and the shapes", "[nn][layer_scale]") {
+  nn::LayerScale<float> scale(3);
+  REQUIRE_THROWS_WITH(scale.forward(Tensor<float>::ones({2, 4})),
+                      Catch::Contains("layer_scale") && Catch::Contains("(2, 4)") && Catch::Contains("(3,)"));
+  REQUIRE_THROWS_WITH(nn::LayerScale<float>(0), Catch::Contains("positive"));
+}
+
+TEST_CASE("LayerScale sits in a Sequential, as docs/adding_a_layer.md shows", "[nn][layer_scale]") {
+  nn::Sequential<float> branch;
+  branch.push_back(std::make_shared<nn::Linear<float>>(256, 256));
+  branch.push_back(std::make_shared<nn::LayerScale<float>>(256, 1e-5));
+  // state dict: 0.weight, 0.bias, 1.gamma
+  std::vector<std::string> keys;
+  for (const auto& [key, tensor] : branch.state_dict()) keys.push_back(key);
+  REQUIRE(keys == std::vector<std::string>{"0.weight", "0.bias", "1.gamma"});
+  REQUIRE(branch.forward(Tensor<float>::ones({2, 256})).shape() == Shape{2, 256});
+}
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  REQUIRE(file.good());
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// Lines without their indentation and without blank lines, so a snippet matches the code it was
+// copied from at whatever depth it sits there.
+std::string without_indentation(const std::string& text) {
+  std::istringstream lines(text);
+  std::string line, out;
+  while (std::getline(lines, line)) {
+    const size_t start = line.find_first_not_of(' ');
+    if (start != std::string::npos) out += line.substr(start) + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("docs/adding_a_layer.md shows code that is compiled and tested", "[docs]") {
+  const std::string root = CCT_SOURCE_DIR;
+  std::string sources;
+  for (const char* path : {"include/cct/nn/layer_scale.hpp", "tests/test_nn_module.cpp", "tests/test_summary.cpp",
+                           "examples/layer_scale_block.hpp", "examples/custom_variant.cpp"})
+    sources += without_indentation(read_text(root + "/" + path));
+  const std::string page = read_text(root + "/docs/adding_a_layer.md");
+  int snippets = 0;
+  for (size_t start = page.find("```cpp\n"); start != std::string::npos; start = page.find("```cpp\n", start)) {
+    start += 7;
+    const size_t end = page.find("```", start);
+    REQUIRE(end != std::string::npos);
+    const std::string snippet = page.substr(start, end - start);
+    INFO("this snippet of docs/adding_a_layer.md is not in the code it shows:\n" << snippet);
+    CHECK(sources.find(without_indentation(snippet)) != std::string::npos);
+    ++snippets;
+    start = end + 3;
+  }
+  // The header, its use in a Sequential, five tests, the block's forward, its factory and its use.
+  REQUIRE(snippets == 10);
 }

@@ -9,7 +9,9 @@
 #include <cct/autograd/grad_mode.hpp>
 #include <cct/models/registry.hpp>
 #include <cct/models/summary.hpp>
+#include <cct/nn/layer_scale.hpp>
 
+#include "../examples/layer_scale_block.hpp"
 #include "test_helpers.hpp"
 
 using cct::Shape;
@@ -259,4 +261,129 @@ TEST_CASE("summary errors name the layer; unknown modules show unknown shapes", 
   REQUIRE(rows[1].name == "head");
   REQUIRE_FALSE(rows[1].output_shape.has_value());
   REQUIRE(models::summary(custom, {1, 8}).find("?") != std::string::npos);
+}
+
+// ---- layers of your own describe themselves (Module::describe) --------------------------------------
+
+TEST_CASE("LayerScale describes itself to the model summary", "[summary][layer_scale]") {
+  nn::Sequential<float> block;
+  block.push_back(std::make_shared<nn::Linear<float>>(8, 4));
+  block.push_back(std::make_shared<nn::LayerScale<float>>(4));
+  const std::vector<models::SummaryRow> rows = models::summary_rows(block, {2, 8});
+  REQUIRE(rows[2].type == "LayerScale");
+  REQUIRE(rows[2].output_shape == Shape{2, 4});
+  REQUIRE(rows[2].macs == 0);
+  REQUIRE(rows[0].macs == 8 * 4);  // per image: the Linear's
+  nn::LayerScale<float> wrong_width(5);
+  REQUIRE_THROWS_WITH(models::summary_rows(wrong_width, {2, 4}),
+                      Catch::Contains("LayerScale takes (..., 5)") && Catch::Contains("(2, 4)"));
+}
+
+TEST_CASE("a module of your own gets full rows, in registration order whatever order it describes", "[summary]") {
+  // Registers `scale` before `head` but runs (and describes) head first.
+  struct HeadThenScale : nn::Module<float> {
+    HeadThenScale() {
+      scale = register_module("scale", std::make_shared<nn::LayerScale<float>>(4));
+      head = register_module("head", std::make_shared<nn::Linear<float>>(8, 4));
+    }
+    std::string type_name() const override { return "HeadThenScale"; }
+    nn::LayerDescription describe(const Shape& input, nn::Describer<float>& children) const override {
+      return {children.child("scale", children.child("head", input))};
+    }
+    std::shared_ptr<nn::LayerScale<float>> scale;
+    std::shared_ptr<nn::Linear<float>> head;
+  };
+  HeadThenScale model;
+  const auto rows = models::summary_rows(model, {3, 8});
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0].type == "HeadThenScale");
+  CHECK(shape_of(rows[0]) == Shape{3, 4});
+  CHECK(rows[0].macs == 32);
+  CHECK(rows[1].name == "scale");
+  CHECK(shape_of(rows[1]) == Shape{3, 4});
+  CHECK(rows[2].name == "head");
+  CHECK(shape_of(rows[2]) == Shape{3, 4});
+  const std::string table = models::summary(model, {3, 8});
+  INFO(table);
+  CHECK(table_line(table, "scale").find("LayerScale") != std::string::npos);
+  CHECK(table.find('?') == std::string::npos);  // nothing unknown
+
+  // Naming a child it does not have is an error that lists the children it has.
+  struct Confused : nn::Module<float> {
+    Confused() { register_module("head", std::make_shared<nn::Linear<float>>(8, 4)); }
+    nn::LayerDescription describe(const Shape& input, nn::Describer<float>& children) const override {
+      return {children.child("tail", input)};
+    }
+  };
+  Confused confused;
+  REQUIRE_THROWS_WITH(models::summary_rows(confused, {1, 8}),
+                      Catch::Contains("'tail'") && Catch::Contains("it has: head"));
+}
+
+TEST_CASE("a classifier of custom blocks: rows, shapes and MACs from the blocks' describe", "[summary][blocks]") {
+  nn::ClassifierConfig config;
+  config.embedding_dim = 32;
+  config.num_layers = 2;
+  config.num_heads = 4;
+  config.mlp_ratio = 2.0;
+  config.num_classes = 7;
+  config.sequence_length = 9;
+  cct::Generator gen(0);
+  nn::TransformerClassifier<float> classifier(config, gen, layer_scale_blocks<float>());
+  const int64_t B = 3, N = 9, D = 32, F = 64;
+  const std::vector<models::SummaryRow> rows = models::summary_rows(classifier, {B, N, D});
+  const std::string table = models::summary(classifier, {B, N, D});
+  INFO(table);
+  CHECK(find_row(rows, "blocks.1").type == "LayerScaleBlock");
+  CHECK(shape_of(find_row(rows, "blocks.1")) == Shape{B, N, D});
+  CHECK(find_row(rows, "blocks.1").macs == N * (3 * D * D + D * D + 2 * D * F));  // qkv, proj, linear1, linear2
+  CHECK(find_row(rows, "blocks.1.ls2").type == "LayerScale");
+  CHECK(shape_of(find_row(rows, "blocks.1.ls2")) == Shape{B, N, D});
+  CHECK(shape_of(find_row(rows, "blocks.1.linear1")) == Shape{B, N, F});
+  CHECK(find_row(rows, "blocks.1.attn.matmuls").macs == 2 * N * N * D);
+  CHECK(shape_of(find_row(rows, "blocks.1.attn.matmuls")) == Shape{B, 4, N, N});
+  CHECK(table.find('?') == std::string::npos);
+
+  // The analytic shapes are the real ones.
+  cct::NoGradGuard no_grad;
+  classifier.eval();
+  const Tensor<float> tokens = Tensor<float>::ones({B, N, D});
+  CHECK(shape_of(rows.front()) == classifier.forward(tokens).shape());
+  CHECK(shape_of(find_row(rows, "blocks.0")) == classifier.blocks->at<LayerScaleBlock<float>>(0)->forward(tokens).shape());
+  const models::ModelStats stats = models::model_stats(classifier, {B, N, D});
+  CHECK(stats.attention_macs == 2 * (2 * N * N * D));
+  CHECK(stats.macs == rows.front().macs);
+}
+
+TEST_CASE("a block that does not describe itself shows '?', and the rest of the model its shapes", "[summary][blocks]") {
+  // A block without describe(): the summary cannot know what it computes.
+  struct Opaque : nn::EncoderBlock<float> {
+    explicit Opaque(int64_t width) { mix = register_module("mix", std::make_shared<nn::Linear<float>>(width, width)); }
+    using nn::EncoderBlock<float>::forward;
+    Tensor<float> forward(const Tensor<float>& x, const Tensor<uint8_t>&, Tensor<float>*) override {
+      return mix->forward(x);
+    }
+    std::string type_name() const override { return "Opaque"; }
+    std::shared_ptr<nn::Linear<float>> mix;
+  };
+  nn::ClassifierConfig config;
+  config.embedding_dim = 8;
+  config.num_layers = 1;
+  config.num_classes = 3;
+  config.sequence_length = 4;
+  nn::TransformerClassifier<float> classifier(config, cct::default_generator(),
+                                              [](int64_t, const nn::EncoderLayerConfig& layer, cct::Generator&) {
+                                                return std::make_shared<Opaque>(layer.embedding_dim);
+                                              });
+  const std::vector<models::SummaryRow> rows = models::summary_rows(classifier, {2, 4, 8});
+  CHECK_FALSE(find_row(rows, "blocks.0").output_shape.has_value());
+  CHECK_FALSE(find_row(rows, "blocks.0.mix").output_shape.has_value());
+  CHECK(find_row(rows, "blocks.0").params == 72);
+  // A block keeps (B, N, D) by contract, so what follows the blocks still has its shapes.
+  CHECK(shape_of(find_row(rows, "norm")) == Shape{2, 4, 8});
+  CHECK(shape_of(find_row(rows, "fc")) == Shape{2, 3});
+  CHECK(shape_of(rows.front()) == Shape{2, 3});
+  const std::string table = models::summary(classifier, {2, 4, 8});
+  CHECK(table.find("? unknown") != std::string::npos);
+  CHECK(table_line(table, "blocks.0.mix").find('?') != std::string::npos);
 }

@@ -41,6 +41,12 @@ class CompactTransformer : public nn::Module<T> {
     return classifier->forward(tokenizer->forward(images), Tensor<uint8_t>(), trace);
   }
   Tensor<T> operator()(const Tensor<T>& images) { return forward(images); }
+  // For the model summary: images (B, C, H, W) → tokens → logits (B, num_classes).
+  nn::LayerDescription describe(const Shape& input, nn::Describer<T>& children) const override {
+    CCT_CHECK_SHAPE(input.size() == 4 && input[1] == config_.in_channels, config_.name, " takes images (B, ",
+                    config_.in_channels, ", H, W), but its input would be ", shape_str(input));
+    return {children.child("classifier", children.child("tokenizer", input))};
+  }
 
   const ModelConfig& config() const { return config_; }
   int64_t sequence_length() const { return classifier->config().sequence_length; }

@@ -1,12 +1,12 @@
 // Model summary (like torchinfo): one row per module with its output shape, parameters and
 // multiply-accumulates, plus totals, computed from the input shape without running the model.
 //
-// The summary walks the module tree and propagates shapes analytically through the layer types it
-// knows (Conv2d, MaxPool2d, Linear, LayerNorm, activations, dropouts, Sequential, ModuleList,
-// MultiHeadSelfAttention, TransformerEncoderLayer, SeqPool, ConvTokenizer, TransformerClassifier,
-// CompactTransformer). Nothing is hooked into the layers' forwards, so summarising never touches the
-// weights and a 22M-parameter model costs microseconds. A module of another type still gets its row and
-// parameter count; its output shape, and the shapes and MACs below it, are shown as unknown ("?").
+// Each module describes itself (nn::Module::describe, nn/layer_description.hpp): given its input shape
+// it returns its output shape and its own MACs, and describes its children with the inputs they see.
+// The summary knows no layer types, so a layer of your own brings its own row by overriding describe;
+// one that does not still gets its row and parameter count, with its output shape, and the shapes and
+// MACs below it, shown as unknown ("?"). Nothing runs the layers' forwards, so summarising never touches
+// the weights and a 22M-parameter model costs microseconds.
 //
 // MACs are counted per image, as the paper counts them: convolutions Cout·Cin·k·k·Hout·Wout and linear
 // layers in·out per token; normalisation, activations, pooling, the positional embedding and SeqPool's
@@ -18,23 +18,16 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../config.hpp"
 #include "../core/shape.hpp"
-#include "../nn/attention.hpp"
-#include "../nn/containers.hpp"
-#include "../nn/conv.hpp"
-#include "../nn/dropout.hpp"
-#include "../nn/encoder_layer.hpp"
-#include "../nn/layer_norm.hpp"
-#include "../nn/linear.hpp"
+#include "../nn/layer_description.hpp"
 #include "../nn/module.hpp"
-#include "../nn/seq_pool.hpp"
-#include "../nn/tokenizer.hpp"
-#include "../nn/transformer_classifier.hpp"
 #include "compact_transformer.hpp"
 
 namespace cct::models {
@@ -61,170 +54,113 @@ struct ModelStats {
 
 namespace detail {
 
+// A shape error that already names the module it came from; the modules around it pass it on as is.
+class NamedShapeError : public ShapeError {
+ public:
+  using ShapeError::ShapeError;
+};
+
+inline std::string child_name(const std::string& parent, const std::string& child) {
+  return parent.empty() ? child : parent + "." + child;
+}
+
+// Asks each module to describe itself (Module::describe) and collects the rows. Shapes carry the
+// batch; a module reports MACs for the whole input, which the walker divides by the batch size.
 template <typename T>
 class SummaryWalker {
  public:
   explicit SummaryWalker(int64_t batch_size) : batch_size_(batch_size) {}
 
-  // Adds the rows of `module` and its subtree; returns its output shape for input `input`.
-  std::optional<Shape> visit(const nn::Module<T>& module, const std::string& name, int depth,
-                             const std::optional<Shape>& input) {
-    const size_t index = rows_.size();
-    rows_.push_back(SummaryRow{name, module.type_name(), depth, std::nullopt, module.num_parameters(), 0, false});
-    const std::optional<Shape> output = propagate(module, index, input);
-    rows_[index].output_shape = output;
-    // A container's MACs are its descendants' (attention products excluded); a leaf set its own.
-    for (size_t r = index + 1; r < rows_.size(); ++r)
-      if (rows_[r].depth == depth + 1 && !rows_[r].attention_matmuls) rows_[index].macs += rows_[r].macs;
-    return output;
-  }
+  struct Subtree {
+    std::vector<SummaryRow> rows;  // the module's own row first, then its descendants'
+    std::optional<Shape> output;
+  };
 
-  std::vector<SummaryRow> take_rows() { return std::move(rows_); }
+  // The rows of `module` and its subtree for `input` (std::nullopt: unknown, so nothing below is asked).
+  Subtree describe(const nn::Module<T>& module, const std::string& name, int depth,
+                   const std::optional<Shape>& input) const {
+    SummaryRow row{name, module.type_name(), depth, std::nullopt, module.num_parameters(), 0, false};
+    ChildDescriber children(*this, module, name, depth);
+    if (input) {
+      try {
+        const nn::LayerDescription description = module.describe(*input, children);
+        row.output_shape = description.output_shape;
+        row.macs = description.macs / batch_size_;
+      } catch (const NamedShapeError&) {
+        throw;
+      } catch (const ShapeError& error) {
+        throw NamedShapeError("summary: '" + (name.empty() ? std::string("(root)") : name) + "' (" +
+                              module.type_name() + "): " + error.what());
+      }
+    }
+    Subtree out{{row}, row.output_shape};
+    children.append_rows_in_registration_order(out.rows);
+    // A module's MACs: its own plus its children's (attention products excluded).
+    for (size_t r = 1; r < out.rows.size(); ++r)
+      if (out.rows[r].depth == depth + 1 && !out.rows[r].attention_matmuls) out.rows[0].macs += out.rows[r].macs;
+    return out;
+  }
 
  private:
-  using Input = std::optional<Shape>;
+  // What one module's describe() reaches its children through. Rows are kept per child and put in
+  // registration order at the end, whatever order describe() visited the children in.
+  class ChildDescriber final : public nn::Describer<T> {
+   public:
+    ChildDescriber(const SummaryWalker& walker, const nn::Module<T>& module, const std::string& name, int depth)
+        : walker_(walker), module_(module), name_(name), depth_(depth) {}
 
-  static std::string child_name(const std::string& parent, const std::string& child) {
-    return parent.empty() ? child : parent + "." + child;
-  }
-
-  // Visits the children of row `index` in registration order, each with the input
-  // `input_for(child name)` gives; returns the output of the child named `wanted` (if any).
-  template <typename InputFor>
-  Input visit_children(const nn::Module<T>& module, size_t index, InputFor input_for, const std::string& wanted = "") {
-    const std::string name = rows_[index].name;
-    const int depth = rows_[index].depth;
-    Input result;
-    for (const auto& [child, pointer] : module.named_children()) {
-      Input output = visit(*pointer, child_name(name, child), depth + 1, input_for(child));
-      if (child == wanted) result = output;
+    std::optional<Shape> child(const std::string& child, const std::optional<Shape>& input) override {
+      CCT_CHECK(module_.has_child(child), "summary: ", module_.type_name(), "::describe asks for child '", child,
+                "', which '", name_.empty() ? std::string("(root)") : name_, "' does not have; it has: ",
+                child_names());
+      Subtree subtree = walker_.describe(*module_.child(child), child_name(name_, child), depth_ + 1, input);
+      Slot& slot = slots_[child];
+      if (!slot.described) slot.rows = std::move(subtree.rows);  // a second call only computes the shape
+      slot.described = true;
+      last_ = child;
+      return subtree.output;
     }
-    return result;
-  }
-  // Visits the children as a chain: each one's output is the next one's input. Returns the last output.
-  Input visit_chain(const nn::Module<T>& module, size_t index, Input x) {
-    const std::string name = rows_[index].name;
-    const int depth = rows_[index].depth;
-    for (const auto& [child, pointer] : module.named_children()) x = visit(*pointer, child_name(name, child), depth + 1, x);
-    return x;
-  }
 
-  // The output shape of `module`, whose row is rows_[index], for input `in`; adds its children's rows.
-  // A leaf layer sets its own MACs (before any row is added, so `row` stays valid).
-  Input propagate(const nn::Module<T>& module, size_t index, const Input& in) {
-    SummaryRow& row = rows_[index];
-    const std::string where =
-        "summary: '" + (row.name.empty() ? std::string("(root)") : row.name) + "' (" + module.type_name() + ")";
+    void attention_products(const Shape& map_shape, int64_t macs) override {
+      SummaryRow row{child_name(name_, "matmuls"), "AttentionMatmuls", depth_ + 1, map_shape,
+                     /*params=*/0, macs / walker_.batch_size_, /*attention_matmuls=*/true};
+      (last_.empty() ? leading_ : slots_[last_].after).push_back(std::move(row));
+    }
 
-    if (const auto* conv = dynamic_cast<const nn::Conv2d<T>*>(&module)) {
-      if (!in) return std::nullopt;
-      const nn::Conv2dConfig& c = conv->config();
-      CCT_CHECK_SHAPE(in->size() == 4 && (*in)[1] == c.in_channels, where, " takes (B, ", c.in_channels,
-                      ", H, W), but its input would be ", shape_str(*in));
-      CCT_CHECK_SHAPE((*in)[2] + 2 * c.padding >= c.kernel_size && (*in)[3] + 2 * c.padding >= c.kernel_size, where,
-                      ": the input ", shape_str(*in), " padded by ", c.padding, " is smaller than the kernel ",
-                      c.kernel_size);
-      const int64_t height = conv->output_size((*in)[2]), width = conv->output_size((*in)[3]);
-      row.macs = c.out_channels * c.in_channels * c.kernel_size * c.kernel_size * height * width;
-      return Shape{(*in)[0], c.out_channels, height, width};
-    }
-    if (const auto* pool = dynamic_cast<const nn::MaxPool2d<T>*>(&module)) {
-      if (!in) return std::nullopt;
-      CCT_CHECK_SHAPE(in->size() == 4, where, " takes (B, C, H, W), but its input would be ", shape_str(*in));
-      const int64_t height = pool->output_size((*in)[2]), width = pool->output_size((*in)[3]);
-      CCT_CHECK_SHAPE(height > 0 && width > 0, where, ": the input ", shape_str(*in), " is smaller than the window");
-      return Shape{(*in)[0], (*in)[1], height, width};
-    }
-    if (const auto* linear = dynamic_cast<const nn::Linear<T>*>(&module)) {
-      if (!in) return std::nullopt;
-      CCT_CHECK_SHAPE(!in->empty() && in->back() == linear->in_features(), where, " takes (..., ",
-                      linear->in_features(), "), but its input would be ", shape_str(*in));
-      const int64_t rows_per_image = shape_numel(*in) / linear->in_features() / batch_size_;
-      row.macs = linear->in_features() * linear->out_features() * rows_per_image;
-      Shape out = *in;
-      out.back() = linear->out_features();
-      return out;
-    }
-    if (dynamic_cast<const nn::LayerNorm<T>*>(&module) || dynamic_cast<const nn::ReLU<T>*>(&module) ||
-        dynamic_cast<const nn::GELU<T>*>(&module) || dynamic_cast<const nn::Identity<T>*>(&module) ||
-        dynamic_cast<const nn::Dropout<T>*>(&module) || dynamic_cast<const nn::DropPath<T>*>(&module))
-      return in;
-    // cct's ModuleLists (tokenizer blocks, encoder blocks) run their elements in order.
-    if (dynamic_cast<const nn::Sequential<T>*>(&module) || module.type_name() == "ModuleList")
-      return visit_chain(module, index, in);
-
-    if (const auto* attention = dynamic_cast<const nn::MultiHeadSelfAttention<T>*>(&module)) {
-      const nn::AttentionConfig& c = attention->config();
-      const std::string name = rows_[index].name;
-      const int depth = rows_[index].depth;
-      for (const auto& [child, pointer] : module.named_children()) {
-        visit(*pointer, child_name(name, child), depth + 1, in);
-        if (child == "qkv") add_attention_row(name, depth + 1, in, c.embedding_dim, c.num_heads);
+    // Children that describe() did not name are listed with unknown shapes.
+    void append_rows_in_registration_order(std::vector<SummaryRow>& out) {
+      out.insert(out.end(), leading_.begin(), leading_.end());
+      for (const auto& [child, pointer] : module_.named_children()) {
+        Slot& slot = slots_[child];
+        if (!slot.described)
+          slot.rows = walker_.describe(*pointer, child_name(name_, child), depth_ + 1, std::nullopt).rows;
+        out.insert(out.end(), slot.rows.begin(), slot.rows.end());
+        out.insert(out.end(), slot.after.begin(), slot.after.end());
       }
-      return in;
     }
-    if (const auto* layer = dynamic_cast<const nn::TransformerEncoderLayer<T>*>(&module)) {
-      Input hidden = in;  // (B, N, F) between linear1 and linear2
-      if (hidden) hidden->back() = layer->config().mlp_hidden_dim;
-      visit_children(module, index, [&](const std::string& child) {
-        return child == "dropout1" || child == "linear2" ? hidden : in;
-      });
-      return in;
-    }
-    if (dynamic_cast<const nn::SeqPool<T>*>(&module)) {
-      visit_children(module, index, [&](const std::string&) { return in; });
-      if (!in || in->size() != 3) return std::nullopt;
-      return Shape{(*in)[0], (*in)[2]};
-    }
-    if (dynamic_cast<const nn::ConvTokenizer<T>*>(&module)) {
-      const Input maps = visit_children(
-          module, index, [&](const std::string& child) { return child == "conv_layers" ? in : Input(); }, "conv_layers");
-      if (!maps || maps->size() != 4) return std::nullopt;
-      return Shape{(*maps)[0], (*maps)[2] * (*maps)[3], (*maps)[1]};  // (B, H·W, C)
-    }
-    if (const auto* classifier = dynamic_cast<const nn::TransformerClassifier<T>*>(&module)) {
-      const nn::ClassifierConfig& c = classifier->config();
-      if (in)
-        CCT_CHECK_SHAPE(in->size() == 3 && (*in)[1] == c.sequence_length && (*in)[2] == c.embedding_dim, where,
-                        " takes tokens (B, ", c.sequence_length, ", ", c.embedding_dim, "), but its input would be ",
-                        shape_str(*in));
-      Input sequence, pooled;
-      if (in) {
-        sequence = Shape{(*in)[0], c.sequence_length + (c.seq_pool ? 0 : 1), c.embedding_dim};  // + class token
-        pooled = Shape{(*in)[0], c.embedding_dim};
-      }
-      visit_children(module, index, [&](const std::string& child) { return child == "fc" ? pooled : sequence; });
-      if (!in) return std::nullopt;
-      return Shape{(*in)[0], c.num_classes};
-    }
-    if (const auto* model = dynamic_cast<const CompactTransformer<T>*>(&module)) {
-      const ModelConfig& c = model->config();
-      if (in)
-        CCT_CHECK_SHAPE(in->size() == 4 && (*in)[1] == c.in_channels, where, " takes images (B, ", c.in_channels,
-                        ", H, W), but its input would be ", shape_str(*in));
-      const std::string name = rows_[index].name;
-      const int depth = rows_[index].depth;
-      const Input tokens = visit(*model->tokenizer, child_name(name, "tokenizer"), depth + 1, in);
-      return visit(*model->classifier, child_name(name, "classifier"), depth + 1, tokens);
-    }
-    // Unknown type: list its subtree, shapes unknown.
-    visit_children(module, index, [](const std::string&) { return Input(); });
-    return std::nullopt;
-  }
 
-  // q·kᵀ (N·N·D MACs) and A·v (N·N·D MACs), shown with the attention map's shape (B, H, N, N).
-  void add_attention_row(const std::string& name, int depth, const Input& in, int64_t embedding_dim, int64_t num_heads) {
-    SummaryRow row{child_name(name, "matmuls"), "AttentionMatmuls", depth, std::nullopt, 0, 0, true};
-    if (in && in->size() == 3) {
-      const int64_t tokens = (*in)[1];
-      row.output_shape = Shape{(*in)[0], num_heads, tokens, tokens};
-      row.macs = 2 * tokens * tokens * embedding_dim;
+   private:
+    struct Slot {
+      bool described = false;
+      std::vector<SummaryRow> rows;   // the child's subtree
+      std::vector<SummaryRow> after;  // attention products described right after it
+    };
+    std::string child_names() const {
+      std::string names;
+      for (const auto& [child, pointer] : module_.named_children()) names += (names.empty() ? "" : ", ") + child;
+      return names.empty() ? "no children" : names;
     }
-    rows_.push_back(row);
-  }
+
+    const SummaryWalker& walker_;
+    const nn::Module<T>& module_;
+    const std::string& name_;
+    int depth_;
+    std::map<std::string, Slot> slots_;
+    std::vector<SummaryRow> leading_;  // attention products described before any child
+    std::string last_;
+  };
 
   int64_t batch_size_;
-  std::vector<SummaryRow> rows_;
 };
 
 // 1234567 → "1,234,567".
@@ -258,9 +194,7 @@ template <typename T>
 std::vector<SummaryRow> summary_rows(const nn::Module<T>& module, const Shape& input_shape) {
   CCT_CHECK_SHAPE(!input_shape.empty() && input_shape[0] >= 1, "summary: the input shape must start with a batch size >= 1, got ",
                   shape_str(input_shape));
-  detail::SummaryWalker<T> walker(input_shape[0]);
-  walker.visit(module, "", 0, input_shape);
-  return walker.take_rows();
+  return detail::SummaryWalker<T>(input_shape[0]).describe(module, "", 0, input_shape).rows;
 }
 
 // The input a CompactTransformer takes: (batch_size, in_channels, image_size, image_size).
@@ -339,6 +273,9 @@ std::string summary(const nn::Module<T>& module, const Shape& input_shape, const
          std::to_string(sizeof(T) * 8) + "-bit)\n";
   out += "(* attention products q·kᵀ and A·v, 2·N²·D per layer: not in their parents' MACs nor in the conv + "
          "linear total; -- no MACs counted)\n";
+  if (std::any_of(rows.begin(), rows.end(), [](const SummaryRow& row) { return !row.output_shape; }))
+    out += "(? unknown: a module that does not override nn::Module::describe, or one below it; their MACs are "
+           "not in the totals)\n";
   return out;
 }
 

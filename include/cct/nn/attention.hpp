@@ -46,6 +46,18 @@ class MultiHeadSelfAttention : public Module<T> {
 
   const AttentionConfig& config() const { return config_; }
   std::string type_name() const override { return "MultiHeadSelfAttention"; }
+  // (B, N, D) → (B, N, D): qkv and proj report their own MACs; the two attention products (q·kᵀ and
+  // A·v, N·N·D each per image) get a row of their own after qkv, shaped like the attention map.
+  LayerDescription describe(const Shape& input, Describer<T>& children) const override {
+    CCT_CHECK_SHAPE(input.size() == 3 && input[2] == config_.embedding_dim, "MultiHeadSelfAttention takes (B, N, ",
+                    config_.embedding_dim, "), but its input would be ", shape_str(input));
+    const int64_t B = input[0], N = input[1];
+    children.child("qkv", input);
+    children.attention_products(Shape{B, config_.num_heads, N, N}, B * 2 * N * N * config_.embedding_dim);
+    children.child("proj", input);
+    children.child("proj_drop", input);
+    return {input};
+  }
 
   std::shared_ptr<Linear<T>> qkv, proj;
   std::shared_ptr<Dropout<T>> proj_drop;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -61,6 +62,11 @@ class Sequential : public UnaryModule<T> {
   auto end() const { return modules_.end(); }
 
   std::string type_name() const override { return "Sequential"; }
+  LayerDescription describe(const Shape& input, Describer<T>& children) const override {
+    std::optional<Shape> x = input;
+    for (size_t i = 0; i < modules_.size(); ++i) x = children.child(std::to_string(i), x);
+    return {x};
+  }
 
  private:
   std::vector<std::shared_ptr<UnaryModule<T>>> modules_;
@@ -104,6 +110,13 @@ class ModuleList : public Module<T> {
   auto end() const { return modules_.end(); }
 
   std::string type_name() const override { return "ModuleList"; }
+  // For the summary the elements run one after another, as cct's owners use them (encoder blocks,
+  // tokenizer blocks).
+  LayerDescription describe(const Shape& input, Describer<T>& children) const override {
+    std::optional<Shape> x = input;
+    for (size_t i = 0; i < modules_.size(); ++i) x = children.child(std::to_string(i), x);
+    return {x};
+  }
 
  private:
   size_t checked_index(int64_t index) const {
@@ -120,6 +133,7 @@ class ReLU : public UnaryModule<T> {
  public:
   Tensor<T> forward(const Tensor<T>& x) override { return cct::relu(x); }
   std::string type_name() const override { return "ReLU"; }
+  LayerDescription describe(const Shape& input, Describer<T>&) const override { return {input}; }
 };
 
 // Exact (erf) GELU, as the reference encoder's MLP uses.
@@ -128,6 +142,7 @@ class GELU : public UnaryModule<T> {
  public:
   Tensor<T> forward(const Tensor<T>& x) override { return cct::gelu(x); }
   std::string type_name() const override { return "GELU"; }
+  LayerDescription describe(const Shape& input, Describer<T>&) const override { return {input}; }
 };
 
 // Returns its input (the same handle): a placeholder where a layer is optional.
@@ -136,6 +151,7 @@ class Identity : public UnaryModule<T> {
  public:
   Tensor<T> forward(const Tensor<T>& x) override { return x; }
   std::string type_name() const override { return "Identity"; }
+  LayerDescription describe(const Shape& input, Describer<T>&) const override { return {input}; }
 };
 
 }  // namespace cct::nn

@@ -43,6 +43,17 @@ class Conv2d : public UnaryModule<T> {
   }
   const Conv2dConfig& config() const { return config_; }
   std::string type_name() const override { return "Conv2d"; }
+  // Cout·Cin·k·k MACs per output position.
+  LayerDescription describe(const Shape& input, Describer<T>&) const override {
+    const Conv2dConfig& c = config_;
+    CCT_CHECK_SHAPE(input.size() == 4 && input[1] == c.in_channels, "Conv2d takes (B, ", c.in_channels,
+                    ", H, W), but its input would be ", shape_str(input));
+    CCT_CHECK_SHAPE(input[2] + 2 * c.padding >= c.kernel_size && input[3] + 2 * c.padding >= c.kernel_size,
+                    "Conv2d: the input ", shape_str(input), " padded by ", c.padding, " is smaller than the kernel ",
+                    c.kernel_size);
+    const Shape output{input[0], c.out_channels, output_size(input[2]), output_size(input[3])};
+    return {output, shape_numel(output) * c.in_channels * c.kernel_size * c.kernel_size};
+  }
 
   Tensor<T> weight, bias;
 
@@ -58,6 +69,13 @@ class MaxPool2d : public UnaryModule<T> {
   Tensor<T> forward(const Tensor<T>& x) override { return max_pool2d(x, kernel_size_, stride_, padding_); }
   int64_t output_size(int64_t size) const { return (size + 2 * padding_ - kernel_size_) / stride_ + 1; }
   std::string type_name() const override { return "MaxPool2d"; }
+  // Pooling counts no MACs.
+  LayerDescription describe(const Shape& input, Describer<T>&) const override {
+    CCT_CHECK_SHAPE(input.size() == 4, "MaxPool2d takes (B, C, H, W), but its input would be ", shape_str(input));
+    const int64_t height = output_size(input[2]), width = output_size(input[3]);
+    CCT_CHECK_SHAPE(height > 0 && width > 0, "MaxPool2d: the input ", shape_str(input), " is smaller than the window");
+    return {Shape{input[0], input[1], height, width}};
+  }
 
  private:
   int64_t kernel_size_, stride_, padding_;

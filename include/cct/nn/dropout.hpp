@@ -35,6 +35,7 @@ class Dropout : public UnaryModule<T> {
   Tensor<T> forward(const Tensor<T>& x) override { return dropout(x, p_, this->is_training(), default_generator()); }
   double p() const { return p_; }
   std::string type_name() const override { return "Dropout"; }
+  LayerDescription describe(const Shape& input, Describer<T>&) const override { return {input}; }
 
  private:
   double p_;
@@ -49,6 +50,7 @@ class DropPath : public UnaryModule<T> {
   Tensor<T> forward(const Tensor<T>& x) override { return drop_path(x, p_, this->is_training(), default_generator()); }
   double p() const { return p_; }
   std::string type_name() const override { return "DropPath"; }
+  LayerDescription describe(const Shape& input, Describer<T>&) const override { return {input}; }
 
  private:
   double p_;

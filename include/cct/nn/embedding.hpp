@@ -56,6 +56,12 @@ class Embedding : public Module<T> {
   void freeze(bool frozen = true) { weight.requires_grad_(!frozen); }
 
   std::string type_name() const override { return "Embedding"; }
+  // ids of any shape → ids.shape + (embedding_dim); a lookup counts no MACs.
+  LayerDescription describe(const Shape& input, Describer<T>&) const override {
+    Shape output = input;
+    output.push_back(embedding_dim());
+    return {output};
+  }
   std::string extra_repr() const override {
     return std::to_string(num_embeddings()) + ", " + std::to_string(embedding_dim()) +
            (padding_idx_ >= 0 ? ", padding_idx=" + std::to_string(padding_idx_) : std::string()) +

@@ -8,22 +8,14 @@
 #include "../ops/activation.hpp"
 #include "attention.hpp"
 #include "dropout.hpp"
+#include "encoder_block.hpp"
 #include "layer_norm.hpp"
 #include "linear.hpp"
 
 namespace cct::nn {
 
-struct EncoderLayerConfig {
-  int64_t embedding_dim = 128;
-  int64_t num_heads = 2;
-  int64_t mlp_hidden_dim = 128;     // F
-  double dropout = 0.0;             // after the MLP's activation, after linear2 and after proj
-  double attention_dropout = 0.1;
-  double drop_path = 0.0;           // stochastic depth rate of this layer
-};
-
 template <typename T = float>
-class TransformerEncoderLayer : public UnaryModule<T> {
+class TransformerEncoderLayer : public EncoderBlock<T> {
  public:
   explicit TransformerEncoderLayer(const EncoderLayerConfig& config, Generator& gen = default_generator())
       : config_(config) {
@@ -40,9 +32,9 @@ class TransformerEncoderLayer : public UnaryModule<T> {
     drop_path = this->register_module("drop_path", std::make_shared<DropPath<T>>(config.drop_path));
   }
 
-  // x: (B, N, D) → (B, N, D)
-  Tensor<T> forward(const Tensor<T>& x) override { return forward(x, Tensor<uint8_t>()); }
-  Tensor<T> forward(const Tensor<T>& x, const Tensor<uint8_t>& key_padding_mask, Tensor<T>* attention_out = nullptr) {
+  // x: (B, N, D) → (B, N, D); forward(x) and forward(x, key_padding_mask) come from EncoderBlock.
+  using EncoderBlock<T>::forward;
+  Tensor<T> forward(const Tensor<T>& x, const Tensor<uint8_t>& key_padding_mask, Tensor<T>* attention_out) override {
     Tensor<T> src = add(x, drop_path->forward(self_attn->forward(pre_norm->forward(x), key_padding_mask, attention_out)));
     src = norm1->forward(src);
     Tensor<T> mlp = dropout2->forward(linear2->forward(dropout1->forward(gelu(linear1->forward(src)))));
@@ -51,6 +43,17 @@ class TransformerEncoderLayer : public UnaryModule<T> {
 
   const EncoderLayerConfig& config() const { return config_; }
   std::string type_name() const override { return "TransformerEncoderLayer"; }
+  // Rows in registration order; the MLP's hidden activations (B, N, F) run through dropout1 and linear2.
+  LayerDescription describe(const Shape& input, Describer<T>& children) const override {
+    Shape hidden = input;
+    if (!hidden.empty()) hidden.back() = config_.mlp_hidden_dim;
+    for (const char* name : {"pre_norm", "self_attn", "linear1"}) children.child(name, input);
+    children.child("dropout1", hidden);
+    children.child("norm1", input);
+    children.child("linear2", hidden);
+    for (const char* name : {"dropout2", "drop_path"}) children.child(name, input);
+    return {input};
+  }
 
   std::shared_ptr<LayerNorm<T>> pre_norm, norm1;
   std::shared_ptr<MultiHeadSelfAttention<T>> self_attn;
@@ -61,5 +64,13 @@ class TransformerEncoderLayer : public UnaryModule<T> {
  private:
   EncoderLayerConfig config_;
 };
+
+// The factory of the reference's block: what TransformerClassifier builds unless given another.
+template <typename T = float>
+EncoderBlockFactory<T> reference_encoder_block() {
+  return [](int64_t /*index*/, const EncoderLayerConfig& config, Generator& gen) -> std::shared_ptr<EncoderBlock<T>> {
+    return std::make_shared<TransformerEncoderLayer<T>>(config, gen);
+  };
+}
 
 }  // namespace cct::nn

@@ -18,6 +18,12 @@ class LayerNorm : public UnaryModule<T> {
   // x: (..., D) → (..., D)
   Tensor<T> forward(const Tensor<T>& x) override { return layer_norm(x, weight, bias, static_cast<T>(eps_)); }
   std::string type_name() const override { return "LayerNorm"; }
+  // Normalisation counts no MACs.
+  LayerDescription describe(const Shape& input, Describer<T>&) const override {
+    CCT_CHECK_SHAPE(!input.empty() && input.back() == weight.size(0), "LayerNorm takes (..., ", weight.size(0),
+                    "), but its input would be ", shape_str(input));
+    return {input};
+  }
 
   Tensor<T> weight, bias;
 

@@ -27,6 +27,14 @@ class Linear : public UnaryModule<T> {
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
   std::string type_name() const override { return "Linear"; }
+  // in·out MACs per row: the paper's count (the bias adds are not counted).
+  LayerDescription describe(const Shape& input, Describer<T>&) const override {
+    CCT_CHECK_SHAPE(!input.empty() && input.back() == in_features_, "Linear takes (..., ", in_features_,
+                    "), but its input would be ", shape_str(input));
+    Shape output = input;
+    output.back() = out_features_;
+    return {output, shape_numel(input) / in_features_ * in_features_ * out_features_};
+  }
 
   Tensor<T> weight, bias;  // bias undefined when constructed without one
 

@@ -34,6 +34,7 @@
 #include "../config.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
+#include "layer_description.hpp"
 
 namespace cct::nn {
 
@@ -74,6 +75,17 @@ class Module {
   virtual std::string type_name() const { return "Module"; }
   // Extra text inside the parentheses of repr(), e.g. "in_features=128, out_features=10".
   virtual std::string extra_repr() const { return ""; }
+
+  // What the model summary (models/summary.hpp) shows for this module given the shape of its input
+  // (batch first): the output shape and the MACs of its own computation, computed from shapes alone.
+  // A module with children describes each through `children.child(name, input)`; a layer checks the
+  // input with CCT_CHECK_SHAPE (the summary adds the module's name to the message). The default knows
+  // nothing: the output is unknown ("?") and the children are listed with unknown shapes.
+  virtual LayerDescription describe(const Shape& input, Describer<T>& children) const {
+    (void)input;
+    (void)children;
+    return {};
+  }
 
   // ---- registration -----------------------------------------------------------------------------
   // Adds a parameter. A trainable one is marked requires_grad; a frozen one is marked not to, and is

@@ -48,6 +48,12 @@ class SeqPool : public Module<T> {
     return seq_pool(x, *attention_pool, key_padding_mask, weights_out);
   }
   std::string type_name() const override { return "SeqPool"; }
+  // (B, N, D) → (B, D). Only attention_pool's MACs count; the weighted sum (N·D) is not, as in the paper.
+  LayerDescription describe(const Shape& input, Describer<T>& children) const override {
+    CCT_CHECK_SHAPE(input.size() == 3, "SeqPool takes (B, N, D), but its input would be ", shape_str(input));
+    children.child("attention_pool", input);
+    return {Shape{input[0], input[2]}};
+  }
 
   std::shared_ptr<Linear<T>> attention_pool;
 };

@@ -70,6 +70,12 @@ class ConvTokenizer : public UnaryModule<T> {
 
   const TokenizerConfig& config() const { return config_; }
   std::string type_name() const override { return "ConvTokenizer"; }
+  // The conv blocks check the images themselves (so a summary error names the conv that refused them).
+  LayerDescription describe(const Shape& input, Describer<T>& children) const override {
+    const std::optional<Shape> maps = children.child("conv_layers", input);
+    if (!maps || maps->size() != 4) return {};
+    return {Shape{(*maps)[0], (*maps)[2] * (*maps)[3], (*maps)[1]}};  // (B, H·W, C)
+  }
 
   std::shared_ptr<ModuleList<T>> conv_layers;
 

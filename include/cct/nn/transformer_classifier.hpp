@@ -1,6 +1,8 @@
 // TransformerClassifier: positional embedding → encoder blocks → LayerNorm → pooling → fc, the
 // `classifier` half of every model in the reference (the tokenizer is the other half).
 // Pooling is SeqPool (CCT, CVT) or the class token (ViT-Lite, which prepends a learned token).
+// The encoder blocks are the reference's TransformerEncoderLayer unless a factory builds others
+// (encoder_block.hpp): the classifier only calls them through the EncoderBlock interface.
 #pragma once
 
 #include <vector>
@@ -29,14 +31,19 @@ struct ClassifierConfig {
 // Optional outputs for pictures and debugging.
 struct ClassifierTrace {
   Tensor<float> pool_weights;                 // (B, N) SeqPool weights, when seq_pool
-  std::vector<Tensor<float>> attention;       // per block (B, H, N, N), when requested
+  std::vector<Tensor<float>> attention;       // per block (B, H, N, N), when requested (undefined for a
+                                              // custom block that has no attention map)
   bool want_attention = false;
 };
 
 template <typename T = float>
 class TransformerClassifier : public Module<T> {
  public:
-  explicit TransformerClassifier(const ClassifierConfig& config, Generator& gen = default_generator())
+  // make_block builds each encoder block (default: the reference's TransformerEncoderLayer); it is
+  // called in order, after the pooling and positional parameters are drawn from `gen`, so the default
+  // blocks get exactly the weights they always had for a given seed.
+  explicit TransformerClassifier(const ClassifierConfig& config, Generator& gen = default_generator(),
+                                 const EncoderBlockFactory<T>& make_block = reference_encoder_block<T>())
       : config_(config) {
     const int64_t D = config.embedding_dim;
     CCT_CHECK(config.num_layers >= 1 && config.num_classes >= 1 && config.sequence_length >= 1,
@@ -52,12 +59,17 @@ class TransformerClassifier : public Module<T> {
       positional_emb = this->register_parameter("positional_emb", sine_positional_table<T>(tokens, D), /*trainable=*/false);
     }
     dropout = this->register_module("dropout", std::make_shared<Dropout<T>>(config.dropout));
-    blocks = this->register_module("blocks", std::make_shared<ModuleList<T>>());
+    CCT_CHECK(make_block != nullptr, "TransformerClassifier: the block factory is empty; pass "
+              "nn::reference_encoder_block<T>() for the reference's blocks");
+    blocks = this->register_module("blocks", std::make_shared<ModuleList<T, EncoderBlock<T>>>());
     for (int64_t l = 0; l < config.num_layers; ++l) {
       const double rate = config.num_layers == 1 ? 0.0 : config.stochastic_depth * l / (config.num_layers - 1);
       EncoderLayerConfig layer{D, config.num_heads, static_cast<int64_t>(D * config.mlp_ratio), config.dropout,
                                config.attention_dropout, rate};
-      blocks->push_back(std::make_shared<TransformerEncoderLayer<T>>(layer, gen));
+      std::shared_ptr<EncoderBlock<T>> block = make_block(l, layer, gen);
+      CCT_CHECK(block != nullptr, "TransformerClassifier: the block factory returned no block for block ", l,
+                " (a null pointer)");
+      blocks->push_back(std::move(block));
     }
     norm = this->register_module("norm", std::make_shared<LayerNorm<T>>(D));
     fc = this->register_module("fc", std::make_shared<Linear<T>>(D, config.num_classes, true, gen));
@@ -79,11 +91,11 @@ class TransformerClassifier : public Module<T> {
     }
     if (positional_emb.defined()) x = add(x, positional_emb);
     x = dropout->forward(x);
-    for (int64_t l = 0; l < blocks->size(); ++l) {
+    for (const auto& block : *blocks) {
       Tensor<T> attention;
-      x = blocks->template at<TransformerEncoderLayer<T>>(l)->forward(
-          x, mask, trace && trace->want_attention ? &attention : nullptr);
-      if (trace && trace->want_attention) trace->attention.push_back(attention.template to<float>());
+      x = block->forward(x, mask, trace && trace->want_attention ? &attention : nullptr);
+      if (trace && trace->want_attention)
+        trace->attention.push_back(attention.defined() ? attention.template to<float>() : Tensor<float>());
     }
     x = norm->forward(x);
     Tensor<T> pooled;
@@ -99,11 +111,25 @@ class TransformerClassifier : public Module<T> {
 
   const ClassifierConfig& config() const { return config_; }
   std::string type_name() const override { return "TransformerClassifier"; }
+  // tokens (B, N, D) → logits (B, classes); with a class token the blocks see N + 1 tokens.
+  LayerDescription describe(const Shape& input, Describer<T>& children) const override {
+    const ClassifierConfig& c = config_;
+    CCT_CHECK_SHAPE(input.size() == 3 && input[1] == c.sequence_length && input[2] == c.embedding_dim,
+                    "TransformerClassifier takes tokens (B, ", c.sequence_length, ", ", c.embedding_dim,
+                    "), but its input would be ", shape_str(input));
+    const Shape sequence{input[0], c.sequence_length + (c.seq_pool ? 0 : 1), c.embedding_dim};
+    if (attention_pool) children.child("attention_pool", sequence);
+    children.child("dropout", sequence);
+    children.child("blocks", sequence);  // every block keeps (B, N, D), so norm sees `sequence` even if a
+    children.child("norm", sequence);    // custom block cannot describe itself
+    children.child("fc", Shape{input[0], c.embedding_dim});
+    return {Shape{input[0], c.num_classes}};
+  }
 
   Tensor<T> class_emb, positional_emb;  // each undefined when not used
   std::shared_ptr<Linear<T>> attention_pool;
   std::shared_ptr<Dropout<T>> dropout;
-  std::shared_ptr<ModuleList<T>> blocks;
+  std::shared_ptr<ModuleList<T, EncoderBlock<T>>> blocks;
   std::shared_ptr<LayerNorm<T>> norm;
   std::shared_ptr<Linear<T>> fc;
 

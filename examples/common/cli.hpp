@@ -72,15 +72,50 @@ inline void add_loop_options(CLI::App* command, cct::train::LoopOptions& loop, c
       ->capture_default_str();
 }
 
-// Starts a run in options.out, or with options.resume takes the saved settings of the run there (so the
-// continuation is the same run); sets threads and seed, and writes config.json before any work.
+// With --resume, the flags given on the command line against the saved run's settings: --epochs sets a
+// new end (so a finished run can be extended), --time-budget gives the continuation that many minutes,
+// and any other flag whose value differs from the saved one is refused, naming both values, instead of
+// being silently ignored.
 template <typename Options>
-cct::train::RunFolder start_run(Options& options) {
+void apply_resume_flags(const CLI::App& command, const Options& given, Options& saved, const std::string& config_path) {
+  const cct::json::Object given_json = given.to_json(), saved_json = saved.to_json();
+  for (const CLI::Option* option : command.get_options()) {
+    if (option->count() == 0) continue;
+    const std::string name = option->get_name();
+    if (name == "--resume" || name == "--out" || name.rfind("--", 0) != 0) continue;
+    std::string key = name.substr(2);
+    std::replace(key.begin(), key.end(), '-', '_');
+    if (key == "epochs") {
+      saved.loop.epochs = given.loop.epochs;
+      continue;
+    }
+    if (key == "time_budget") {
+      saved.loop.time_budget = given.loop.time_budget;
+      saved.loop.extend_by_budget = true;
+      continue;
+    }
+    const cct::json::Value* now = given_json.find(key);
+    const cct::json::Value* before = saved_json.find(key);
+    if (now && before && cct::json::dump(*now) != cct::json::dump(*before))
+      throw cct::Error(name + " " + cct::json::dump(*now) + " differs from the run being resumed (" + name + " " +
+                       cct::json::dump(*before) + " in " + config_path +
+                       "); --resume continues a run with its own settings (only --epochs and --time-budget may "
+                       "extend it): drop the flag, or start a new run with another --out");
+  }
+}
+
+// Starts a run in options.out, or with options.resume takes the saved settings of the run there (so the
+// continuation is the same run); checks every option before any folder is made, locks the folder
+// against a second run, sets threads and seed, and writes config.json before any work.
+template <typename Options>
+cct::train::RunFolder start_run(Options& options, const CLI::App& command) {
   if (options.resume) {
+    const Options given = options;
     const std::string out = options.out;
     options = Options::from_json(cct::train::RunFolder::read_saved_config(out));
     options.out = out;
     options.resume = true;
+    apply_resume_flags(command, given, options, out + "/config.json");
     std::printf("resuming %s/last.safetensors with its saved settings (%s/config.json)\n", out.c_str(), out.c_str());
   }
   options.loop.validate();
@@ -94,6 +129,7 @@ cct::train::RunFolder start_run(Options& options) {
   if (options.loop.threads > 0) cct::set_num_threads(options.loop.threads);
   cct::manual_seed(options.loop.seed);
   cct::train::RunFolder run(options.out);
+  run.lock();
   run.write_config(options.to_json());
   return run;
 }

@@ -310,9 +310,9 @@ class TextTask : public train::Task {
   std::unique_ptr<TextLoader> eval_loader_;
 };
 
-inline int run_train(TrainOptions options) {
+inline int run_train(TrainOptions options, const CLI::App& command) {
   const auto started = std::chrono::steady_clock::now();
-  const train::RunFolder run = trainer_cli::start_run(options);
+  const train::RunFolder run = trainer_cli::start_run(options, command);
   parse_positional_embedding(options.positional_embedding);  // a bad name fails before the data is read
 
   const std::string data_dir = resolve_text_data_dir(options.data_dir);

@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
 
   if (const int code = trainer_cli::parse(app, argc, argv); code >= 0) return code;
   return trainer_cli::run_command([&] {
-    if (*train_cmd) return run_train(train);
+    if (*train_cmd) return run_train(train, *train_cmd);
     if (*eval_cmd) return run_eval(eval);
     return run_predict(predict);
   });

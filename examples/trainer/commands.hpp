@@ -279,9 +279,9 @@ inline void write_augmented_samples(const std::string& path, data::DataLoader& l
   data::write_image_grid(path, shown, captions, grid);
 }
 
-inline int run_train(TrainOptions options) {
+inline int run_train(TrainOptions options, const CLI::App& command) {
   const auto started = std::chrono::steady_clock::now();
-  const train::RunFolder run = trainer_cli::start_run(options);
+  const train::RunFolder run = trainer_cli::start_run(options, command);
   const train::LoopOptions& loop = options.loop;
 
   const std::string data_dir = resolve_data_dir(options.data);

@@ -7,7 +7,10 @@
 #   3. with --skip-nonfinite a diverged run finishes and writes null (not a crash) for the non-finite
 #      test loss in final.json, and eval writes null in eval.json;
 #   4. best.safetensors is written before last.safetensors in an improving epoch (so after a crash
-#      between the two, last never names an epoch whose best file is missing).
+#      between the two, last never names an epoch whose best file is missing);
+#   5. a second run on a folder in use is refused, naming the process that holds it;
+#   6. --resume refuses a flag that differs from the saved run, and --epochs extends a finished run;
+#   7. (images) --resume refuses data whose class names changed.
 #   training_layer.sh PATH/TO/cct_trainer PATH/TO/cct_text WORK_DIR
 set -euo pipefail
 image_trainer=$1
@@ -80,5 +83,52 @@ for kind in image text; do
   [ "$work/$kind.order/best.safetensors" -nt "$work/$kind.order/last.safetensors" ] &&
     fail "$kind: best.safetensors was written after last.safetensors"
   echo "ok: $kind trainer writes best.safetensors before last.safetensors"
+
+  # 5. one run per folder
+  "$trainer" train "${args[@]}" --epochs 1000 --out "$work/$kind.busy" > "$work/$kind.busy.log" 2>&1 &
+  busy=$!
+  for _ in $(seq 100); do [ -s "$work/$kind.busy/.lock" ] && break; sleep 0.1; done
+  if "$trainer" train "${args[@]}" --epochs 1 --out "$work/$kind.busy" > "$work/$kind.busy2.log" 2>&1; then
+    kill $busy; fail "$kind: a second run on a folder in use succeeded"
+  fi
+  kill $busy; wait $busy || true
+  grep -q "^error: output folder '$work/$kind.busy' is in use by another training run (process $busy)" "$work/$kind.busy2.log" ||
+    { cat "$work/$kind.busy2.log"; fail "$kind: unclear error for a folder in use"; }
+  echo "ok: $kind trainer refuses a folder in use by another run"
+
+  # 6. resume: conflicting flags refused, --epochs extends a finished run
+  if "$trainer" train --resume --out "$work/$kind.order" --lr 0.5 > "$work/$kind.conflict.log" 2>&1; then fail "$kind: --resume --lr 0.5 succeeded"; fi
+  grep -q "^error: --lr 0.5 differs from the run being resumed (--lr 0.001 in $work/$kind.order/config.json)" "$work/$kind.conflict.log" ||
+    { cat "$work/$kind.conflict.log"; fail "$kind: unclear error for a conflicting flag on --resume"; }
+  "$trainer" train --resume --out "$work/$kind.order" --epochs 2 > "$work/$kind.extend.log" 2>&1 ||
+    { cat "$work/$kind.extend.log"; fail "$kind: --resume --epochs 2 failed"; }
+  [ "$(wc -l < "$work/$kind.order/metrics.jsonl")" -eq 2 ] || fail "$kind: --epochs 2 did not add an epoch"
+  grep -q '"epochs": 2' "$work/$kind.order/config.json" || fail "$kind: config.json does not record the new --epochs"
+  echo "ok: $kind trainer: --resume refuses conflicting flags and --epochs extends a finished run"
 done
+
+# 7. an image folder whose classes change under a run: --resume refuses it
+/usr/bin/env python3 - "$work/folder" <<'PY'
+import os, struct, sys
+root = sys.argv[1]
+def bmp(path, shade):
+    w = h = 8
+    row = bytes([shade, 255 - shade, shade // 2] * w)
+    pixels = row * h
+    header = b"BM" + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+    open(path, "wb").write(header + info + pixels)
+for split, count in (("train", 16), ("test", 4)):
+    for c, name in enumerate(("cats", "dogs")):
+        os.makedirs(f"{root}/{split}/{name}", exist_ok=True)
+        for i in range(count):
+            bmp(f"{root}/{split}/{name}/{i}.bmp", 40 + 120 * c + i)
+PY
+"$image_trainer" train --data "$work/folder" --image-size 8 --model cct_2_3x2_32 --batch-size 8 --val-split 0 --augment none --threads 1 \
+  --epochs 1 --out "$work/folder_run" > "$work/folder_run.log" 2>&1 || { cat "$work/folder_run.log"; fail "training on the image folder failed"; }
+mv "$work/folder/train/dogs" "$work/folder/train/wolves" && mv "$work/folder/test/dogs" "$work/folder/test/wolves"
+if "$image_trainer" train --resume --out "$work/folder_run" --epochs 2 > "$work/folder_resume.log" 2>&1; then fail "resume with other classes succeeded"; fi
+grep -q "^error: cannot resume .*last.safetensors: it was trained on the classes \[\"cats\",\"dogs\"\] but the data now has \[\"cats\",\"wolves\"\]" "$work/folder_resume.log" ||
+  { cat "$work/folder_resume.log"; fail "unclear error for changed classes on --resume"; }
+echo "ok: --resume refuses data whose class names changed"
 echo "training layer CLI test passed (both trainers)"

@@ -55,6 +55,8 @@ struct LoopOptions {
   std::string schedule = "cosine";  // after the warm-up: "cosine" to min_lr, or "linear" to min_lr
   double ema = 0;               // decay of the weight average that is validated and saved; 0: off
 
+  bool extend_by_budget = false;  // --resume --time-budget M: continue for M more minutes (not saved)
+
   void validate() const;  // below: throws cct::Error naming the option and its allowed range
 
   void to_json(json::Object& o) const {
@@ -282,14 +284,9 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
   }
   CCT_CHECK(options.cooldown_epochs >= 0 && options.cooldown_epochs < options.epochs, "--cooldown-epochs (",
             options.cooldown_epochs, ") must be below --epochs (", options.epochs, ")");
-  json::Object args_object;
-  for (const auto& [key, value] : settings.members())
-    if (key != "out") args_object.set(key, value);
-  const std::string args_json = json::dump(json::Value(args_object));
 
   optim::AdamW<float> optimizer(optim::param_groups_no_decay_for_1d(model.named_parameters(), options.weight_decay),
                                 {options.lr});
-  const std::function<double(int64_t)> lr_at = make_schedule(options, steps_per_epoch);
   std::optional<WeightAverage> average;
   if (options.ema > 0) average.emplace(model, options.ema);
   WeightAverage* const ema = average ? &*average : nullptr;
@@ -298,19 +295,54 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
   const std::string metrics_path = run.metrics_path();
   TrainingPosition position;
   if (resume) {
-    task.load_weights(last_path);
     const io::SafeTensorsReader reader(last_path);
+    // The same classes in the same order, or the resumed weights would answer for other classes.
+    const auto names = reader.metadata().find("data.class_names");
+    if (names != reader.metadata().end()) {
+      json::Array current;
+      for (const auto& name : task.class_names()) current.push_back(json::Value(name));
+      if (json::dump(json::parse(names->second)) != json::dump(json::Value(current)))
+        throw IoError("cannot resume " + last_path + ": it was trained on the classes " + names->second +
+                      " but the data now has " + json::dump(json::Value(current)) +
+                      "; resume with the run's own data, or start a new run");
+    }
+    task.load_weights(last_path);
     if (ema) ema->restore(reader);
     position = read_training_state(reader, optimizer);
     truncate_after_epoch(metrics_path, position.epoch);
+    if (options.extend_by_budget) {
+      // M more minutes at the pace of the epochs so far (training, validation and checkpoints).
+      double seconds = 0;
+      int64_t epochs_seen = 0;
+      for (const json::Object& record : read_metrics(metrics_path)) {
+        for (const char* key : {"epoch_seconds", "validation_seconds", "checkpoint_seconds"})
+          if (const json::Value* value = record.find(key); value && value->is_number()) seconds += value->as_double();
+        ++epochs_seen;
+      }
+      CCT_CHECK(epochs_seen > 0, "--time-budget with --resume needs at least one finished epoch in ", metrics_path,
+                " to know the pace; pass --epochs instead");
+      const double per_epoch = seconds / static_cast<double>(epochs_seen);
+      options.epochs = position.epoch + std::max<int64_t>(1, static_cast<int64_t>(options.time_budget * 60 * 0.97 / per_epoch));
+      std::printf("time budget %.1f more minutes at %.1f s per epoch: continuing to epoch %lld\n", options.time_budget,
+                  per_epoch, static_cast<long long>(options.epochs));
+      options.to_json(settings);
+      run.write_config(settings);
+    }
     std::printf("resumed at epoch %lld, batch %lld (step %lld)\n", static_cast<long long>(position.epoch + 1),
                 static_cast<long long>(position.batch), static_cast<long long>(position.global_step));
   } else {
     std::remove(metrics_path.c_str());
   }
   MetricsLog metrics(metrics_path);
+  const std::function<double(int64_t)> lr_at = make_schedule(options, steps_per_epoch);
   // Checkpoints hold the weights that are evaluated (the average, with --ema) under the model's names,
   // so predict and eval use them; the trained weights travel under "training.raw." for --resume.
+  // The run's settings without its output folder, so a run copied or resumed elsewhere checkpoints the
+  // same bytes.
+  json::Object args;
+  for (const auto& [key, value] : settings.members())
+    if (key != "out") args.set(key, value);
+  const std::string args_json = json::dump(json::Value(args));
   const auto save = [&](const std::string& path) {
     io::Metadata metadata;
     write_training_metadata(metadata, position, args_json);

@@ -5,11 +5,19 @@
 //   last.safetensors    checkpoint after the latest epoch  best.safetensors  the best validation epoch
 //   curves.svg          loss and accuracy per epoch        final.json      the test result at the end
 //   confusion_matrix.svg  the test set's confusion matrix
+//   .lock               held (flock) while a run writes here, so two runs never share a folder
 #pragma once
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "../config.hpp"
 #include "../io/atomic_file.hpp"
@@ -42,6 +50,41 @@ class RunFolder {
       if (!fs::create_directory(partial, error) && error)
         throw IoError("cannot create output folder '" + partial.string() + "': " + error.message());
     }
+  }
+
+  RunFolder(RunFolder&& other) noexcept : path_(std::move(other.path_)), lock_fd_(std::exchange(other.lock_fd_, -1)) {}
+  RunFolder(const RunFolder&) = delete;
+  RunFolder& operator=(const RunFolder&) = delete;
+  RunFolder& operator=(RunFolder&&) = delete;
+  ~RunFolder() {
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
+  }
+
+  // Takes the folder's advisory lock for as long as this object lives, or refuses with the process
+  // that holds it. The kernel drops the lock when a process dies, so a crashed run never blocks.
+  void lock() {
+    if (lock_fd_ >= 0) return;
+    const std::string path = file(".lock");
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) throw IoError("cannot create the lock file '" + path + "': " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      char holder[32] = {0};
+      const ssize_t got = ::pread(fd, holder, sizeof(holder) - 1, 0);
+      ::close(fd);
+      std::string pid = got > 0 ? std::string(holder, static_cast<size_t>(got)) : std::string();
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      if (error == EWOULDBLOCK)
+        throw IoError("output folder '" + path_ + "' is in use by another training run" +
+                      (pid.empty() ? std::string() : " (process " + pid + ")") +
+                      "; wait for it to finish, or pass another --out");
+      throw IoError("cannot lock '" + path + "': " + std::strerror(error));
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      // The lock holds without the note of who holds it.
+    }
+    lock_fd_ = fd;
   }
 
   const std::string& path() const { return path_; }
@@ -77,6 +120,7 @@ class RunFolder {
 
  private:
   std::string path_;
+  int lock_fd_ = -1;
 };
 
 }  // namespace cct::train

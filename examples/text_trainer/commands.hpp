@@ -478,7 +478,7 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
   }
 
   // Final numbers: the best checkpoint on the test set.
-  if (path_exists(best_path)) models::load_text_weights(best_path, *model, true);
+  if (path_exists(best_path)) models::load_weights(best_path, *model, true);
   const EvalResult test = evaluate(*model, test_set, vocabulary, 256, "test");
   tools::write_confusion_matrix_svg(options.out + "/confusion_matrix.svg", test.confusion, test_set.class_names,
                                     options.model + " on " + options.dataset + " (test)");

@@ -9,6 +9,7 @@
 
 #include <cct/io/json.hpp>
 #include <cct/io/safetensors.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/models/text.hpp>
 #include <cct/optim/optimizer.hpp>
 #include <cct/text/vocabulary.hpp>
@@ -45,7 +46,7 @@ inline void save_text_training_checkpoint(const std::string& path, const models:
   for (const auto& name : data_info.class_names) names.push_back(json::Value(name));
   metadata["data.class_names"] = json::dump(json::Value(names));
   metadata["data.dataset"] = data_info.dataset;
-  models::save_text_model(path, model, &vocabulary, metadata, optimizer.state_dict());
+  models::save_model(path, model, &vocabulary, metadata, optimizer.state_dict());
 }
 
 inline TextDataInfo read_text_data_info(const io::SafeTensorsReader& reader) {
@@ -72,7 +73,7 @@ inline json::Object read_training_args(const io::SafeTensorsReader& reader) {
 inline TrainingPosition load_text_training_checkpoint(const std::string& path,
                                                       models::TextCompactTransformer<float>& model,
                                                       optim::Optimizer<float>& optimizer) {
-  models::load_text_weights(path, model, /*strict=*/true);
+  models::load_weights(path, model, /*strict=*/true);
   const io::SafeTensorsReader reader(path);
   auto state = optimizer.state_dict();
   for (auto& [name, tensor] : state) {

@@ -464,7 +464,7 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
   }
 
   // Final numbers: the best checkpoint on the test set.
-  if (path_exists(best_path)) io::load_model(best_path, *model, true);
+  if (path_exists(best_path)) models::load_weights(best_path, *model, true);
   const EvalResult test = evaluate(*model, test_set, splits.normalize, 256, "test");
   tools::write_confusion_matrix_svg(options.out + "/confusion_matrix.svg", test.confusion, test_set.class_names());
   json::Object final_result;
@@ -486,7 +486,7 @@ inline int run_train(TrainOptions options, volatile std::sig_atomic_t* interrupt
 
 inline int run_eval(const EvalOptions& options) {
   if (options.threads > 0) set_num_threads(options.threads);
-  auto model = io::load_compact_transformer(options.checkpoint);
+  auto model = models::load_model(options.checkpoint);
   const io::SafeTensorsReader reader(options.checkpoint);
   DataInfo info = read_data_info(reader);
   const std::string data_dir = resolve_data_dir(options.data);
@@ -522,7 +522,7 @@ inline int run_eval(const EvalOptions& options) {
 
 inline int run_predict(const PredictOptions& options) {
   if (options.threads > 0) set_num_threads(options.threads);
-  auto model = io::load_compact_transformer(options.checkpoint);
+  auto model = models::load_model(options.checkpoint);
   model->eval();
   const io::SafeTensorsReader reader(options.checkpoint);
   const DataInfo info = read_data_info(reader);

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <cct/io/checkpoint.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/io/json.hpp>
 #include <cct/optim/optimizer.hpp>
 
@@ -61,7 +61,7 @@ inline void save_training_checkpoint(const std::string& path, const models::Comp
   metadata["data.class_names"] = json::dump(json::Value(names));
   metadata["data.mean"] = floats_to_json(data_info.mean);
   metadata["data.std"] = floats_to_json(data_info.std);
-  io::save_model(path, model, metadata, optimizer.state_dict());
+  models::save_model(path, model, metadata, optimizer.state_dict());
 }
 
 inline const std::string& metadata_entry(const io::Metadata& metadata, const std::string& key, const std::string& path) {
@@ -87,7 +87,7 @@ inline DataInfo read_data_info(const io::SafeTensorsReader& reader) {
 // Restores model weights, optimiser state, RNG state and position from a training checkpoint.
 inline TrainingPosition load_training_checkpoint(const std::string& path, models::CompactTransformer<float>& model,
                                                  optim::Optimizer<float>& optimizer) {
-  io::load_model(path, model, /*strict=*/true);
+  models::load_weights(path, model, /*strict=*/true);
   const io::SafeTensorsReader reader(path);
   auto state = optimizer.state_dict();
   for (auto& [name, tensor] : state) {

@@ -5,7 +5,7 @@
 #   cmake -DHEADER_ROOT=<repo>/include -P check_include_directions.cmake
 cmake_minimum_required(VERSION 3.25)
 
-set(below_core "")
+set(below_core "")  # nothing: core/ sits right above config.hpp
 set(below_autograd core)
 set(below_ops core autograd)
 set(below_nn core autograd ops)

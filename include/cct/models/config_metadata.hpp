@@ -66,7 +66,8 @@ inline std::string format_number(double value) {
 
 namespace cct::models {
 
-// Writes each field as a string.
+// Writes each field as a string. The ranges are the reader's business: what is written comes from a
+// model that exists, and what is read comes from a file that may not be cct's.
 class ConfigWriter {
  public:
   void text(const char* key, const std::string& value) { metadata_[key] = value; }

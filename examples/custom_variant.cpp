@@ -1,8 +1,8 @@
 // custom_variant: two ways to a model of your own, each trained a few AdamW steps on random data, saved,
 // and loaded back.
 //  (a) Config only: a ModelConfig with other sizes, built by models::create. It is a CCT like every
-//      registered model, so io::save_model stores its config with the weights, and the file loads
-//      everywhere: io::load_compact_transformer, `cct_trainer predict/eval`, `model_summary FILE`.
+//      registered model, so models::save_model stores its config with the weights, and the file loads
+//      everywhere: models::load_model, `cct_trainer predict/eval`, `model_summary FILE`.
 //  (b) A block of your own: LayerScaleBlock (layer_scale_block.hpp) plugged into nn::TransformerClassifier
 //      through its block factory, in a model assembled from nn blocks. Its file holds the weights under
 //      their names; they load back into the same architecture with io::load_into.
@@ -109,10 +109,10 @@ int main(int argc, char** argv) {
     std::printf("(a) %s: %lld parameters\n", config.name.c_str(), static_cast<long long>(model->num_parameters()));
     train(*model, data, steps);
     const std::string config_path = folder + "/config_variant.safetensors";
-    cct::io::save_model(config_path, *model);  // weights + config metadata, written atomically
-    const auto restored = cct::io::load_compact_transformer(config_path);
+    cct::models::save_model(config_path, *model);  // weights + config metadata, written atomically
+    const auto restored = cct::models::load_model(config_path);
     const float config_difference = max_logit_difference(*model, *restored, data.images);
-    std::printf("saved %s; load_compact_transformer rebuilt %s, max |Δlogit| %g\n", config_path.c_str(),
+    std::printf("saved %s; load_model rebuilt %s, max |Δlogit| %g\n", config_path.c_str(),
                 restored->config().name.c_str(), config_difference);
 
     // (b) Your own block through the factory.

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include <cct/io/checkpoint.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/models/registry.hpp>
 #include <cct/models/summary.hpp>
 
@@ -27,7 +27,7 @@ void print_usage(std::FILE* out) {
                "and parameter memory.\n"
                "\n"
                "  MODEL_NAME   a registered model, e.g. cct_7_3x1_32, cvt_7_4_32, vit_7_4_32_sine\n"
-               "  CHECKPOINT   a .safetensors file saved by cct (cct_trainer, io::save_model): the model it\n"
+               "  CHECKPOINT   a .safetensors file saved by cct (cct_trainer, models::save_model): the model it\n"
                "               stores, custom sizes included\n"
                "  --batch N    batch size shown in the output shapes (default 1; MACs stay per image)\n"
                "  --list       print the registered model names and exit\n"
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       std::error_code error;
       const bool file_name = names[i].size() > 12 && names[i].compare(names[i].size() - 12, 12, ".safetensors") == 0;
       if (std::filesystem::is_regular_file(names[i], error)) {
-        model = cct::io::load_compact_transformer(names[i]);
+        model = cct::models::load_model(names[i]);
       } else if (file_name) {
         std::fprintf(stderr, "model_summary: no checkpoint file '%s'\n", names[i].c_str());
         return 2;

@@ -18,7 +18,7 @@ int main() {
   optimizer.step();
   std::printf("loss %.4f, %lld parameters\n", loss.item(), static_cast<long long>(model->num_parameters()));
 
-  cct::io::save_model("cct_2_3x2_32.safetensors", *model);              // atomic; names as in PyTorch
-  auto restored = cct::io::load_compact_transformer("cct_2_3x2_32.safetensors");
+  cct::models::save_model("cct_2_3x2_32.safetensors", *model);          // atomic; names as in PyTorch
+  auto restored = cct::models::load_model("cct_2_3x2_32.safetensors");  // rebuilt from the stored config
   std::printf("reloaded %s\n", restored->config().name.c_str());
 }

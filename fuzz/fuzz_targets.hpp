@@ -26,9 +26,9 @@
 #include <cct/data/cifar.hpp>
 #include <cct/data/idx.hpp>
 #include <cct/data/transforms.hpp>
-#include <cct/io/checkpoint.hpp>
 #include <cct/io/json.hpp>
 #include <cct/io/safetensors.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/text/datasets.hpp>
 #include <cct/text/vocabulary.hpp>
 #include <cct/text/word_vectors.hpp>
@@ -157,7 +157,7 @@ inline void safetensors(const uint8_t* data, size_t size) {
 // cannot make the harness allocate gigabytes) the model built from it and its weights loaded strictly.
 inline void checkpoint(const uint8_t* data, size_t size) {
   const std::string path = ScratchDir::instance().write("input.safetensors", data, size);
-  const models::ModelConfig config = io::read_model_config(path);
+  const models::ModelConfig config = models::read_model_config(path);
   const auto small = [](int64_t value, int64_t limit) { return value >= -4 && value <= limit; };
   if (!(small(config.num_layers, 2) && small(config.num_heads, 8) && small(config.embedding_dim, 32) &&
         config.mlp_ratio >= -1 && config.mlp_ratio <= 4 && small(config.kernel_size, 9) &&
@@ -165,7 +165,24 @@ inline void checkpoint(const uint8_t* data, size_t size) {
         small(config.in_channels, 3) && small(config.num_classes, 16)))
     return;
   auto model = models::create<float>(config);
-  keep(io::load_model(path, *model, /*strict=*/true));
+  keep(models::load_weights(path, *model, /*strict=*/true));
+}
+
+// A text model checkpoint: the config in the metadata (validated and bounded by the file), then (for
+// small configs only, as above) the model built from it, its weights loaded strictly, and the stored
+// vocabulary read.
+inline void text_checkpoint(const uint8_t* data, size_t size) {
+  const std::string path = ScratchDir::instance().write("input.safetensors", data, size);
+  const models::TextModelConfig config = models::read_text_model_config(path);
+  const auto small = [](int64_t value, int64_t limit) { return value >= -4 && value <= limit; };
+  if (!(small(config.num_layers, 2) && small(config.num_heads, 8) && small(config.embedding_dim, 32) &&
+        config.mlp_ratio >= -1 && config.mlp_ratio <= 4 && small(config.kernel_size, 9) &&
+        small(config.patch_size, 9) && small(config.vocab_size, 64) && small(config.word_embedding_dim, 16) &&
+        small(config.seq_len, 33) && small(config.num_classes, 16)))
+    return;
+  const models::LoadedTextModel<float> loaded = models::load_text_model<float>(path);
+  keep(loaded.model);
+  keep(loaded.vocabulary);
 }
 
 // json::parse, and for a document it accepts: writing it (compact and indented) and parsing that
@@ -233,7 +250,8 @@ struct NamedTarget {
 inline const std::vector<NamedTarget>& targets() {
   static const std::vector<NamedTarget> all = {
       {"cifar", cifar},         {"idx", idx},       {"idx_gzip", idx_gzip},     {"image", image},
-      {"safetensors", safetensors}, {"checkpoint", checkpoint}, {"json", json_parse}, {"vocabulary", vocabulary},
+      {"safetensors", safetensors}, {"checkpoint", checkpoint}, {"text_checkpoint", text_checkpoint},
+      {"json", json_parse},     {"vocabulary", vocabulary},
       {"trec", trec},           {"ag_news", ag_news}, {"label_sentence", label_sentence}, {"glove", glove}};
   return all;
 }

@@ -11,8 +11,8 @@
 
 #include <cct/data/image_io.hpp>  // first: it compiles stb in
 #include <cct/io/atomic_file.hpp>
-#include <cct/io/checkpoint.hpp>
 #include <cct/io/safetensors.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/text/vocabulary.hpp>
 
 namespace fs = std::filesystem;
@@ -97,7 +97,32 @@ std::string tiny_checkpoint(models::Family family, nn::PositionalEmbedding posit
   config.positional_embedding = positional;
   auto model = models::create<float>(config);
   const fs::path path = fs::temp_directory_path() / "cct_make_seeds.safetensors";
-  io::save_model(path.string(), *model);
+  models::save_model(path.string(), *model);
+  std::string bytes = read_back(path);
+  fs::remove(path);
+  return bytes;
+}
+
+// A tiny text model's checkpoint, with its vocabulary when given one (as cct_text saves it).
+std::string tiny_text_checkpoint(models::TextFamily family, nn::PositionalEmbedding positional,
+                                 const text::Vocabulary* vocabulary) {
+  models::TextModelConfig config;
+  config.name = "fuzz_tiny_text";
+  config.family = family;
+  config.num_layers = 1;
+  config.num_heads = 2;
+  config.embedding_dim = 8;
+  config.mlp_ratio = 1.0;
+  config.kernel_size = 2;
+  config.patch_size = 2;
+  config.vocab_size = vocabulary ? vocabulary->size() : 6;
+  config.word_embedding_dim = 4;
+  config.seq_len = 6;
+  config.num_classes = 3;
+  config.positional_embedding = positional;
+  auto model = models::create_text<float>(config);
+  const fs::path path = fs::temp_directory_path() / "cct_make_seeds.safetensors";
+  models::save_model(path.string(), *model, vocabulary);
   std::string bytes = read_back(path);
   fs::remove(path);
   return bytes;
@@ -154,6 +179,16 @@ int main(int argc, char** argv) {
   put("checkpoint", "cct_tiny.safetensors", tiny_checkpoint(models::Family::kCCT, nn::PositionalEmbedding::kLearnable));
   put("checkpoint", "cvt_tiny_sine.safetensors", tiny_checkpoint(models::Family::kCVT, nn::PositionalEmbedding::kSine));
   put("checkpoint", "vit_tiny.safetensors", tiny_checkpoint(models::Family::kViTLite, nn::PositionalEmbedding::kLearnable));
+
+  {
+    const text::Vocabulary words = text::Vocabulary::build({"the cat sat", "a dog"});
+    put("text_checkpoint", "text_cct_vocabulary.safetensors",
+        tiny_text_checkpoint(models::TextFamily::kCCT, nn::PositionalEmbedding::kSine, &words));
+    put("text_checkpoint", "text_cvt_learnable.safetensors",
+        tiny_text_checkpoint(models::TextFamily::kCVT, nn::PositionalEmbedding::kLearnable, nullptr));
+    put("text_checkpoint", "text_vit_vocabulary.safetensors",
+        tiny_text_checkpoint(models::TextFamily::kViTLite, nn::PositionalEmbedding::kLearnable, &words));
+  }
 
   put("json", "object.json", R"({"a": [1, 2.5, -3e-2, true, false, null], "b": {"c": "\u00e9\n\ud83d\ude00"}})");
   put("json", "array.json", R"([[], {}, "", 0, -0.0, 12345678901234567890, 1E+2])");

@@ -9,9 +9,9 @@ to-safetensors reads a state dict saved with torch.save: a plain {name: tensor} 
 Floating-point tensors are written as float32 under their (reference) names, e.g.
 classifier.blocks.0.self_attn.qkv.weight. With --model NAME (a registered cct model, e.g. cct_7_3x1_32)
 the tensors' names and shapes are checked against that model and cct's model metadata is written, so
-`cct::io::load_compact_transformer(path)` rebuilds the model by itself; --num-classes overrides the
+`cct::models::load_model(path)` rebuilds the model by itself; --num-classes overrides the
 registered class count (a fine-tuned head). Without --model, build the model in C++ and load the file
-with `cct::io::load_model(path, model)`.
+with `cct::models::load_weights(path, model)`.
 
 to-pytorch writes a plain state dict (`model.load_state_dict(torch.load(OUT))` in the reference code),
 leaving out the "optimizer." and "training." entries of a cct training checkpoint.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of fuzz/ with clang (ASan + UBSan) and runs each for a while.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      (default: 60 s, every target)
-# Targets: cifar idx idx_gzip image safetensors checkpoint json vocabulary trec ag_news label_sentence glove
+# Targets: cifar idx idx_gzip image safetensors checkpoint text_checkpoint json vocabulary trec ag_news label_sentence
+# glove
 # (fuzz/fuzz_targets.hpp says what each feeds). Each run starts from the seeds in fuzz/corpus/<target>/
 # plus what earlier runs found (kept in $CCT_FUZZ_DIR/corpus/<target>/). A crash, a leak, an uncaught
 # exception other than cct::Error, a >10 s input or >2 GiB of memory stops that target and leaves the
@@ -19,7 +20,7 @@ seconds=${1:-60}
 shift || true
 fuzz_dir=${CCT_FUZZ_DIR:-build-fuzz}
 nice_level=${CCT_FUZZ_NICE:-10}
-all_targets=(cifar idx idx_gzip image safetensors checkpoint json vocabulary trec ag_news label_sentence glove)
+all_targets=(cifar idx idx_gzip image safetensors checkpoint text_checkpoint json vocabulary trec ag_news label_sentence glove)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 

@@ -1,4 +1,4 @@
-// Model checkpoints (io/checkpoint.hpp): bit-exact round trips, the config rebuilt from metadata,
+// Model checkpoints (models/checkpoint.hpp): bit-exact round trips, the config rebuilt from metadata,
 // strict loading errors that name the file and the tensor, lenient loading into a new head, and
 // atomic saving that never leaves a partial or damaged checkpoint behind.
 #include <signal.h>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include <cct/autograd/grad_mode.hpp>
-#include <cct/io/checkpoint.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/models/registry.hpp>
 
 #include "test_helpers.hpp"
@@ -98,22 +98,41 @@ void save_edited(const std::string& path, const models::CompactTransformer<float
   auto tensors = model.state_dict();
   edit(tensors);
   io::Metadata metadata = model.config().to_metadata();
-  metadata["format"] = io::kCheckpointFormat;
+  metadata["format"] = models::kCheckpointFormat;
   io::save_safetensors(path, tensors, metadata);
 }
 
 std::string load_error(const std::string& path, models::CompactTransformer<float>& model) {
   try {
-    io::load_model(path, model);
+    models::load_weights(path, model);
   } catch (const cct::IoError& error) {
     return error.what();
   }
   return "(no error)";
 }
 
+// The message of the cct::Error `fn` throws ("(no error)" when it throws none).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const cct::Error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+void require_contains_all(const std::string& message, const std::vector<std::string>& parts) {
+  CAPTURE(message);
+  for (const std::string& part : parts) {
+    INFO("expected: " << part);
+    REQUIRE(message.find(part) != std::string::npos);
+  }
+}
+
 }  // namespace
 
-TEST_CASE("save_model / load_compact_transformer round-trip bit-exactly", "[io][checkpoint]") {
+TEST_CASE("save_model / load_model round-trip bit-exactly", "[io][checkpoint]") {
   TempDir dir;
   cct::NoGradGuard no_grad;
   cct::Generator gen(11);
@@ -123,9 +142,9 @@ TEST_CASE("save_model / load_compact_transformer round-trip bit-exactly", "[io][
     model->eval();
     const std::string path = dir.file(name + ".safetensors");
     const Tensor<float> epoch = Tensor<float>::scalar(12.0f);
-    io::save_model(path, *model, {{"note", "saved by test_checkpoint"}}, {{"training.epoch", epoch}});
+    models::save_model(path, *model, {{"note", "saved by test_checkpoint"}}, {{"training.epoch", epoch}});
 
-    auto loaded = io::load_compact_transformer(path);
+    auto loaded = models::load_model(path);
     REQUIRE(loaded->config() == model->config());
     REQUIRE(loaded->type_name() == model->type_name());
     REQUIRE(loaded->is_training());  // a new model, as in PyTorch
@@ -143,7 +162,7 @@ TEST_CASE("save_model / load_compact_transformer round-trip bit-exactly", "[io][
     // The user's metadata and the training entry are in the file, next to the config.
     const io::SafeTensorsReader reader(path);
     REQUIRE(reader.metadata().at("note") == "saved by test_checkpoint");
-    REQUIRE(reader.metadata().at("format") == io::kCheckpointFormat);
+    REQUIRE(reader.metadata().at("format") == models::kCheckpointFormat);
     REQUIRE(reader.metadata().at("model") == name);
     REQUIRE(reader.read<float>("training.epoch").item() == 12.0f);
   }
@@ -151,10 +170,10 @@ TEST_CASE("save_model / load_compact_transformer round-trip bit-exactly", "[io][
   // Double models round-trip too (F64 tensors), and saving again gives the same bytes.
   auto model64 = models::create<double>(small_config(3));
   const std::string path64 = dir.file("small64.safetensors");
-  io::save_model(path64, *model64);
-  auto loaded64 = io::load_compact_transformer<double>(path64);
+  models::save_model(path64, *model64);
+  auto loaded64 = models::load_model<double>(path64);
   require_same_state(*loaded64, *model64);
-  io::save_model(dir.file("again.safetensors"), *loaded64);
+  models::save_model(dir.file("again.safetensors"), *loaded64);
   REQUIRE(read_bytes(dir.file("again.safetensors")) == read_bytes(path64));
 }
 
@@ -176,8 +195,8 @@ TEST_CASE("checkpoint metadata rebuilds the same model config", "[io][checkpoint
   options.stochastic_depth = 0.3;
   auto model = models::create("vit_lite_2_4_32", options);
   const std::string path = dir.file("vit.safetensors");
-  io::save_model(path, *model);
-  const models::ModelConfig read = io::read_model_config(path);
+  models::save_model(path, *model);
+  const models::ModelConfig read = models::read_model_config(path);
   REQUIRE(read == model->config());
   REQUIRE(read.name == "vit_lite_2_4_32");
   REQUIRE(read.num_classes == 7);
@@ -187,25 +206,79 @@ TEST_CASE("checkpoint metadata rebuilds the same model config", "[io][checkpoint
   REQUIRE(read.dropout == 0.05);
   REQUIRE(read.attention_dropout == 0.2);
   REQUIRE(read.stochastic_depth == 0.3);
-  auto loaded = io::load_compact_transformer(path);
+  auto loaded = models::load_model(path);
   require_same_state(*loaded, *model);
 
-  // A file without cct's metadata (e.g. converted without --model) cannot rebuild its model by itself,
-  // but loads into a model built by hand.
-  const std::string plain = dir.file("plain.safetensors");
-  io::save_safetensors(plain, model->state_dict(), {{"format", "pt"}});
-  REQUIRE_THROWS_WITH(io::read_model_config(plain), Catch::Contains(plain) && Catch::Contains("has no model config"));
-  REQUIRE_THROWS_AS(io::load_compact_transformer(plain), cct::IoError);
-  auto by_hand = models::create(model->config());
-  io::load_model(plain, *by_hand);
-  require_same_state(*by_hand, *model);
+  // Damaged metadata is reported with the file and the key; integers parse whole ("12abc" is not 12).
+  const std::string damaged = dir.file("damaged.safetensors");
+  for (const char* value : {"two", "12abc", "", "2.0"}) {
+    INFO("num_layers = '" << value << "'");
+    io::Metadata bad = model->config().to_metadata();
+    bad["format"] = models::kCheckpointFormat;
+    bad["num_layers"] = value;
+    io::save_safetensors(damaged, model->state_dict(), bad);
+    REQUIRE_THROWS_WITH(models::read_model_config(damaged),
+                        Catch::Contains(damaged) && Catch::Contains("metadata 'num_layers' is not an integer: '" +
+                                                                    std::string(value) + "'"));
+    REQUIRE_THROWS_AS(models::load_model(damaged), cct::IoError);
+  }
+  REQUIRE_THROWS_WITH(models::ModelConfig::from_metadata({{"num_layers", "12abc"}, {"model", "m"}, {"family", "cct"}}, "f"),
+                      Catch::Contains("f: metadata 'num_layers' is not an integer: '12abc'"));
+}
 
-  // Damaged metadata is reported with the file and the key.
-  io::Metadata bad = model->config().to_metadata();
-  bad["num_layers"] = "two";
-  io::save_safetensors(plain, model->state_dict(), bad);
-  REQUIRE_THROWS_WITH(io::read_model_config(plain), Catch::Contains(plain) && Catch::Contains("num_layers") &&
-                                                          Catch::Contains("not an integer"));
+TEST_CASE("a file without cct's format marker holds weights only: load_weights takes it, load_model says what to do",
+          "[io][checkpoint]") {
+  TempDir dir;
+  auto model = models::create("cct_2_3x2_32", seeded(5));
+  // No metadata, PyTorch's {"format": "pt"}, and foreign metadata that names a model (as a converter
+  // might write it) but is not cct's: all three are weights only.
+  const std::vector<io::Metadata> foreign = {{}, {{"format", "pt"}}, {{"model", "cct_2_3x2_32"}}};
+  for (size_t i = 0; i < foreign.size(); ++i) {
+    INFO("metadata #" << i);
+    const std::string path = dir.file("weights_" + std::to_string(i) + ".safetensors");
+    io::save_safetensors(path, model->state_dict(), foreign[i]);
+    const std::vector<std::string> weights_only = {path, "has no model config in its metadata", "holds weights only",
+                                                   "models::create(name)", "models::load_weights(path, model)"};
+    require_contains_all(error_of([&] { models::read_model_config(path); }), weights_only);
+    require_contains_all(error_of([&] { models::load_model(path); }), weights_only);
+    // The route the message names works.
+    auto built = models::create("cct_2_3x2_32", seeded(6));
+    REQUIRE(models::load_weights(path, *built).complete());
+    require_same_state(*built, *model);
+    // Strict loading still checks every tensor: weights of another model are refused by name.
+    auto other = models::create("cct_2_3x2_32", seeded(6, 7));
+    REQUIRE_THROWS_WITH(models::load_weights(path, *other), Catch::Contains(path) && Catch::Contains("classifier.fc.weight"));
+  }
+}
+
+TEST_CASE("the rebuild and load names refuse a checkpoint of the other kind and name the right function",
+          "[io][checkpoint]") {
+  TempDir dir;
+  models::TextModelOptions options;
+  options.vocab_size = 20;
+  auto text_model = models::create_text("text_cct_2_k1", options);
+  const std::string text_path = dir.file("text.safetensors");
+  models::save_model(text_path, *text_model);
+  const std::string image_path = dir.file("image.safetensors");
+  models::save_model(image_path, *models::create("cct_2_3x2_32", seeded(1)));
+
+  const std::vector<std::string> text_file = {text_path, "is a checkpoint of a text model (family 'text_cct')",
+                                              "models::load_text_model(path)"};
+  require_contains_all(error_of([&] { models::read_model_config(text_path); }), text_file);
+  require_contains_all(error_of([&] { models::load_model(text_path); }), text_file);
+  auto image_model = models::create("cct_2_3x2_32", seeded(2));
+  require_contains_all(error_of([&] { models::load_weights(text_path, *image_model); }), text_file);
+
+  const std::vector<std::string> image_file = {image_path, "is a checkpoint of an image model (family 'cct')",
+                                               "models::load_model(path)"};
+  require_contains_all(error_of([&] { models::read_text_model_config(image_path); }), image_file);
+  require_contains_all(error_of([&] { models::load_text_model(image_path); }), image_file);
+  require_contains_all(error_of([&] { models::load_weights(image_path, *text_model); }), image_file);
+
+  // And each kind rebuilds through its own name, with the same meaning: the model the file was saved from.
+  REQUIRE(models::load_model(image_path)->config() == models::read_model_config(image_path));
+  REQUIRE(models::load_text_model(text_path).model->config() == text_model->config());
+  REQUIRE_FALSE(models::load_text_model(text_path).has_vocabulary);
 }
 
 TEST_CASE("strict loading names the file and every offending tensor, and changes nothing", "[io][checkpoint]") {
@@ -245,7 +318,7 @@ TEST_CASE("strict loading names the file and every offending tensor, and changes
       tensors.emplace_back("optimizer.step", Tensor<float>::scalar(3.0f));
       tensors.emplace_back("training.epoch", Tensor<float>::scalar(4.0f));
     });
-    REQUIRE(io::load_model(path, *target).complete());
+    REQUIRE(models::load_weights(path, *target).complete());
     require_same_state(*target, *source);
     return;  // the target was loaded on purpose
   }
@@ -262,7 +335,7 @@ TEST_CASE("strict loading names the file and every offending tensor, and changes
   }
   SECTION("wrong dtype: a double checkpoint into a float model") {
     const std::string path = dir.file("double.safetensors");
-    io::save_model(path, *models::create<double>(small_config(1)));
+    models::save_model(path, *models::create<double>(small_config(1)));
     const std::string message = load_error(path, *target);
     CAPTURE(message);
     REQUIRE(message.find(path) != std::string::npos);
@@ -272,7 +345,7 @@ TEST_CASE("strict loading names the file and every offending tensor, and changes
   }
   SECTION("truncated file") {
     const std::string path = dir.file("truncated.safetensors");
-    io::save_model(path, *source);
+    models::save_model(path, *source);
     const std::string bytes = read_bytes(path);
     write_bytes(path, bytes.substr(0, bytes.size() - 10));
     const std::string message = load_error(path, *target);
@@ -281,14 +354,14 @@ TEST_CASE("strict loading names the file and every offending tensor, and changes
     REQUIRE(message.find("truncated") != std::string::npos);
     // The last tensor of the state dict is the one that runs past the end.
     REQUIRE(message.find("tensor 'classifier.fc.bias'") != std::string::npos);
-    REQUIRE_THROWS_WITH(io::load_compact_transformer(path), Catch::Contains(path) && Catch::Contains("truncated"));
+    REQUIRE_THROWS_WITH(models::load_model(path), Catch::Contains(path) && Catch::Contains("truncated"));
     // Cut inside the header: too short for the header length it announces.
     write_bytes(path, bytes.substr(0, 100));
-    REQUIRE_THROWS_WITH(io::load_model(path, *target), Catch::Contains(path) && Catch::Contains("exceeds"));
+    REQUIRE_THROWS_WITH(models::load_weights(path, *target), Catch::Contains(path) && Catch::Contains("exceeds"));
   }
   SECTION("malformed header") {
     const std::string path = dir.file("malformed.safetensors");
-    io::save_model(path, *source);
+    models::save_model(path, *source);
     std::string bytes = read_bytes(path);
     const size_t brace = bytes.find('{', 8);
     REQUIRE(brace == 8);
@@ -312,7 +385,7 @@ TEST_CASE("strict loading names the file and every offending tensor, and changes
 TEST_CASE("a checkpoint of another model is refused, naming both models", "[io][checkpoint]") {
   TempDir dir;
   const std::string path = dir.file("cct_7.safetensors");
-  io::save_model(path, *models::create("cct_7_3x1_32", seeded(1)));
+  models::save_model(path, *models::create("cct_7_3x1_32", seeded(1)));
   auto small = models::create("cct_2_3x2_32", seeded(2));
   const std::string message = load_error(path, *small);
   CAPTURE(message);
@@ -322,7 +395,7 @@ TEST_CASE("a checkpoint of another model is refused, naming both models", "[io][
 
   // A different head size is another architecture too (strict), under the same name.
   const std::string ten = dir.file("ten_classes.safetensors");
-  io::save_model(ten, *models::create("cct_2_3x2_32", seeded(3)));
+  models::save_model(ten, *models::create("cct_2_3x2_32", seeded(3)));
   auto hundred = models::create("cct_2_3x2_32", seeded(4, 100));
   const std::string head_message = load_error(ten, *hundred);
   CAPTURE(head_message);
@@ -334,11 +407,11 @@ TEST_CASE("lenient loading into a new head takes every matching tensor and repor
   TempDir dir;
   const std::string path = dir.file("pretrained.safetensors");
   auto pretrained = models::create("cct_2_3x2_32", seeded(3));
-  io::save_model(path, *pretrained);
+  models::save_model(path, *pretrained);
   auto finetune = models::create("cct_2_3x2_32", seeded(4, 100));
   const Tensor<float> fresh_head = finetune->classifier->fc->weight.clone();
 
-  const io::LoadReport report = io::load_model(path, *finetune, /*strict=*/false);
+  const io::LoadReport report = models::load_weights(path, *finetune, /*strict=*/false);
   REQUIRE(report.missing.empty());
   REQUIRE(report.unexpected.empty());
   REQUIRE(report.mismatched.size() == 2);
@@ -364,20 +437,20 @@ TEST_CASE("saving is atomic: failures throw IoError and leave no partial or dama
 
   // Missing directory: an error naming the path, and nothing is created.
   const std::string missing = dir.file("no_such_dir/model.safetensors");
-  REQUIRE_THROWS_AS(io::save_model(missing, *model), cct::IoError);
-  REQUIRE_THROWS_WITH(io::save_model(missing, *model), Catch::Contains(missing));
+  REQUIRE_THROWS_AS(models::save_model(missing, *model), cct::IoError);
+  REQUIRE_THROWS_WITH(models::save_model(missing, *model), Catch::Contains(missing));
   REQUIRE(dir.listing().empty());
 
   // The parent is a regular file (root ignores permission bits, but not this).
   write_bytes(dir.file("a_file"), "x");
   const std::string under_file = dir.file("a_file/model.safetensors");
-  REQUIRE_THROWS_WITH(io::save_model(under_file, *model), Catch::Contains(under_file) && Catch::Contains("Not a directory"));
+  REQUIRE_THROWS_WITH(models::save_model(under_file, *model), Catch::Contains(under_file) && Catch::Contains("Not a directory"));
   REQUIRE(dir.listing() == std::vector<std::string>{"a_file"});
   REQUIRE(read_bytes(dir.file("a_file")) == "x");
 
   // Overwriting a checkpoint whose write fails halfway (file size limit) keeps the old one intact.
   const std::string path = dir.file("model.safetensors");
-  io::save_model(path, *model);
+  models::save_model(path, *model);
   const std::string original = read_bytes(path);
   REQUIRE(original.size() > 8192);
   auto other = models::create(small_config(2));
@@ -390,7 +463,7 @@ TEST_CASE("saving is atomic: failures throw IoError and leave no partial or dama
     small.rlim_cur = 4096;
     REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
     try {
-      io::save_model(path, *other);
+      models::save_model(path, *other);
     } catch (const cct::IoError& error) {
       message = error.what();
     }
@@ -401,11 +474,11 @@ TEST_CASE("saving is atomic: failures throw IoError and leave no partial or dama
   REQUIRE(message.find(path) != std::string::npos);
   REQUIRE(read_bytes(path) == original);
   REQUIRE(dir.listing() == std::vector<std::string>{"a_file", "model.safetensors"});
-  auto reloaded = io::load_compact_transformer(path);
+  auto reloaded = models::load_model(path);
   require_same_state(*reloaded, *model);
 
   // And a successful overwrite replaces it completely.
-  io::save_model(path, *other);
-  require_same_state(*io::load_compact_transformer(path), *other);
+  models::save_model(path, *other);
+  require_same_state(*models::load_model(path), *other);
   REQUIRE(dir.listing() == std::vector<std::string>{"a_file", "model.safetensors"});
 }

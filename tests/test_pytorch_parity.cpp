@@ -3,7 +3,7 @@
 // give the reference's logits, in float and in double.
 //
 // The fixtures (tests/fixtures/parity_*.safetensors, from make_parity_fixtures.py) hold the state dict,
-// cct's model metadata, and under "training." (ignored by load_model) an input batch and the reference's
+// cct's model metadata, and under "training." (ignored by load_weights) an input batch and the reference's
 // float32 and float64 logits. The full-size registered models are checked on demand (not in ctest, as it
 // must not need torch):
 //   /usr/bin/python3 tests/fixtures/make_parity_fixtures.py --registered cct_7_3x1_32 --out /tmp/x.safetensors
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include <cct/autograd/grad_mode.hpp>
-#include <cct/io/checkpoint.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/models/registry.hpp>
 
 #include "test_helpers.hpp"
@@ -60,7 +60,7 @@ bool is_training_entry(const std::string& name) { return name.rfind("training.",
 void check_parity_file(const std::string& path, std::string reference_path = "") {
   if (reference_path.empty()) reference_path = path;
   CAPTURE(path, reference_path);
-  const models::ModelConfig config = io::read_model_config(path);
+  const models::ModelConfig config = models::read_model_config(path);
   CAPTURE(config.name);
   const io::SafeTensorsReader reader(path), reference(reference_path);
   const Tensor<float> input = reference.read<float>("training.input");
@@ -73,7 +73,7 @@ void check_parity_file(const std::string& path, std::string reference_path = "")
   model->eval();
   const Tensor<float> own_table =
       model->classifier->positional_emb.defined() ? model->classifier->positional_emb.clone() : Tensor<float>();
-  const io::LoadReport report = io::load_model(path, *model);
+  const io::LoadReport report = models::load_weights(path, *model);
   REQUIRE(report.complete());
   const auto state = model->state_dict();
   REQUIRE(report.loaded.size() == state.size());
@@ -131,7 +131,7 @@ TEST_CASE("PyTorch-written checkpoints rebuild their model and give the referenc
 
 TEST_CASE("parity fixtures cover the model families and their options", "[parity][torch]") {
   // Guards against a regenerated fixture set that silently loses a case.
-  const auto config = [](const char* name) { return io::read_model_config(kFixtureDir + name + ".safetensors"); };
+  const auto config = [](const char* name) { return models::read_model_config(kFixtureDir + name + ".safetensors"); };
   using models::Family;
   using cct::nn::PositionalEmbedding;
   CHECK(config("parity_cct").family == Family::kCCT);
@@ -150,7 +150,7 @@ TEST_CASE("parity fixtures cover the model families and their options", "[parity
   CHECK(reader.info("training.input").shape == cct::Shape({3, 3, 16, 16}));
   CHECK(reader.info("training.logits_f32").shape == cct::Shape({3, 5}));
   CHECK(reader.info("training.logits_f64").dtype == io::DType::F64);
-  CHECK(reader.metadata().at("format") == io::kCheckpointFormat);
+  CHECK(reader.metadata().at("format") == models::kCheckpointFormat);
 }
 
 // Manual: a file from make_parity_fixtures.py --registered NAME, or one converted from a PyTorch
@@ -162,7 +162,7 @@ TEST_CASE("a registered model written by PyTorch (CCT_PARITY_FILE) gives the ref
   if (!path || !*path)
     FAIL("set CCT_PARITY_FILE to a file from tests/fixtures/make_parity_fixtures.py --registered NAME --out FILE");
   // The Python registry copy (scripts/convert_checkpoint.py) wrote the metadata: it must be cct's.
-  const models::ModelConfig config = io::read_model_config(path);
+  const models::ModelConfig config = models::read_model_config(path);
   CAPTURE(config.name);
   REQUIRE(config == models::make_config(config.name));
   const char* reference = std::getenv("CCT_PARITY_REFERENCE");

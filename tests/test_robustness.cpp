@@ -10,7 +10,7 @@
 
 #include <cct/data/image_io.hpp>  // first: it compiles stb in
 #include <cct/data/loader.hpp>
-#include <cct/io/checkpoint.hpp>
+#include <cct/models/checkpoint.hpp>
 #include <cct/models/registry.hpp>
 #include <cct/text/datasets.hpp>
 #include <cct/text/vocabulary.hpp>
@@ -63,11 +63,39 @@ models::ModelConfig tiny_config(models::Family family = models::Family::kCCT) {
 // A valid checkpoint of the tiny model with one metadata entry replaced.
 std::string checkpoint_with(const TempDir& dir, const std::string& key, const std::string& value) {
   const std::string valid = (dir.path / "valid.safetensors").string();
-  io::save_model(valid, *models::create<float>(tiny_config()));
+  models::save_model(valid, *models::create<float>(tiny_config()));
   io::Metadata metadata;
   const auto tensors = io::load_safetensors<float>(valid, &metadata);
   metadata[key] = value;
   const std::string path = (dir.path / ("bad_" + key + ".safetensors")).string();
+  io::save_safetensors(path, tensors, metadata);
+  return path;
+}
+
+// A tiny text model's config: 9 words of 4 dimensions, 7 words per text.
+models::TextModelConfig tiny_text_config() {
+  models::TextModelConfig c;
+  c.name = "tiny_text";
+  c.family = models::TextFamily::kCCT;
+  c.num_layers = 1;
+  c.num_heads = 2;
+  c.embedding_dim = 8;
+  c.kernel_size = 2;
+  c.vocab_size = 9;
+  c.word_embedding_dim = 4;
+  c.seq_len = 7;
+  c.num_classes = 3;
+  return c;
+}
+
+// A valid text checkpoint with one metadata entry replaced.
+std::string text_checkpoint_with(const TempDir& dir, const std::string& key, const std::string& value) {
+  const std::string valid = (dir.path / "valid_text.safetensors").string();
+  models::save_model(valid, *models::create_text<float>(tiny_text_config()));
+  io::Metadata metadata;
+  const auto tensors = io::load_safetensors<float>(valid, &metadata);
+  metadata[key] = value;
+  const std::string path = (dir.path / ("bad_text_" + key + ".safetensors")).string();
   io::save_safetensors(path, tensors, metadata);
   return path;
 }
@@ -78,8 +106,8 @@ TEST_CASE("a checkpoint whose stored config is corrupt or describes a huge model
           "[robustness][checkpoint]") {
   TempDir dir;
   const std::string valid = (dir.path / "valid.safetensors").string();
-  io::save_model(valid, *models::create<float>(tiny_config()));
-  REQUIRE(io::load_compact_transformer(valid)->config().embedding_dim == 8);  // the untouched file loads
+  models::save_model(valid, *models::create<float>(tiny_config()));
+  REQUIRE(models::load_model(valid)->config().embedding_dim == 8);  // the untouched file loads
 
   struct Case {
     const char* key;
@@ -101,13 +129,58 @@ TEST_CASE("a checkpoint whose stored config is corrupt or describes a huge model
       {"dropout", "2.5", "dropout"},
       {"stochastic_depth", "nan", "stochastic_depth"},
       {"num_layers", "two", "is not an integer"},
+      {"num_layers", "12abc", "metadata 'num_layers' is not an integer: '12abc'"},  // not read as 12
+      {"image_size", "32 ", "is not an integer"},
+      {"mlp_ratio", "2.0x", "metadata 'mlp_ratio' is not a number: '2.0x'"},
       {"family", "resnet", "unknown model family 'resnet'"},
   };
   for (const Case& c : cases) {
     INFO(c.key << " = " << c.value);
     const std::string path = checkpoint_with(dir, c.key, c.value);
-    REQUIRE_THROWS_WITH(io::read_model_config(path), Contains(c.message) && Contains(path));
-    REQUIRE_THROWS_AS(io::load_compact_transformer(path), cct::Error);
+    REQUIRE_THROWS_WITH(models::read_model_config(path), Contains(c.message) && Contains(path));
+    REQUIRE_THROWS_AS(models::load_model(path), cct::Error);
+  }
+}
+
+TEST_CASE("a text checkpoint whose stored config is corrupt or describes a huge model is refused before building it",
+          "[robustness][checkpoint][text]") {
+  TempDir dir;
+  const std::string valid = (dir.path / "valid_text.safetensors").string();
+  models::save_model(valid, *models::create_text<float>(tiny_text_config()));
+  REQUIRE(models::load_text_model(valid).model->config().vocab_size == 9);  // the untouched file loads
+
+  struct Case {
+    const char* key;
+    const char* value;
+    const char* message;
+  };
+  // Without the bound, the first rows would allocate the embedding table (10^12 × 4 floats, or 9 × 10^11)
+  // or the positional table before any tensor of the file is looked at.
+  const std::vector<Case> cases = {
+      {"vocab_size", "1000000000000", "a model larger than the"},
+      {"word_embedding_dim", "100000000000", "a model larger than the"},
+      {"embedding_dim", "1000000", "a model larger than the"},
+      {"num_layers", "100000000", "a model larger than the"},
+      {"num_classes", "9000000000", "a model larger than the"},
+      {"kernel_size", "1000000000", "a model larger than the"},
+      {"seq_len", "1000000000000", "a model larger than the"},
+      {"vocab_size", "1", "vocab_size = 1; it must be at least 2"},
+      {"seq_len", "0", "seq_len = 0; it must be positive"},
+      {"num_heads", "-2", "num_heads = -2; it must be positive"},
+      {"mlp_ratio", "1e300", "mlp_ratio"},
+      {"mlp_ratio", "nan", "mlp_ratio"},
+      {"dropout", "2.5", "dropout"},
+      {"attention_dropout", "nan", "attention_dropout"},
+      {"seq_len", "12abc", "metadata 'seq_len' is not an integer: '12abc'"},
+      {"freeze_embedding", "yes", "must be true or false"},
+      {"family", "cct", "is a checkpoint of an image model (family 'cct'); rebuild it with models::load_model(path)"},
+      {"family", "text_resnet", "unknown text model family 'text_resnet'"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.key << " = " << c.value);
+    const std::string path = text_checkpoint_with(dir, c.key, c.value);
+    REQUIRE_THROWS_WITH(models::read_text_model_config(path), Contains(c.message) && Contains(path));
+    REQUIRE_THROWS_WITH(models::load_text_model(path), Contains(c.message) && Contains(path));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include <cct/models/checkpoint.hpp>
 #include <cct/models/text.hpp>
 #include <cct/ops/reduce.hpp>
 #include <cct/text/datasets.hpp>
@@ -760,7 +761,11 @@ TEST_CASE("text models: names, registry, options and config metadata", "[text][m
                     Contains("f.safetensors") && Contains("seq_len"));
   metadata = config.to_metadata();
   metadata["family"] = "cct";
-  CHECK_THROWS_WITH(models::TextModelConfig::from_metadata(metadata, "f"), Contains("not a text model family"));
+  CHECK_THROWS_WITH(models::TextModelConfig::from_metadata(metadata, "f"), Contains("unknown text model family 'cct'"));
+  metadata = config.to_metadata();
+  metadata["vocab_size"] = "12abc";  // integers parse whole, as for image models
+  CHECK_THROWS_WITH(models::TextModelConfig::from_metadata(metadata, "f"),
+                    Contains("f: metadata 'vocab_size' is not an integer: '12abc'"));
   metadata = config.to_metadata();
   metadata.erase("vocab_size");
   CHECK_THROWS_WITH(models::TextModelConfig::from_metadata(metadata, "f"), Contains("no 'vocab_size'"));
@@ -910,7 +915,7 @@ TEST_CASE("text models: checkpoints carry config and vocabulary", "[text][models
   auto model = models::create_text<float>(config);
   model->eval();
   const std::string path = dir.file("model.safetensors");
-  models::save_text_model(path, *model, &vocab, {{"epoch", "3"}});
+  models::save_model(path, *model, &vocab, {{"epoch", "3"}});
   CHECK(models::read_text_model_config(path) == config);
 
   auto loaded = models::load_text_model(path);
@@ -924,14 +929,48 @@ TEST_CASE("text models: checkpoints carry config and vocabulary", "[text][models
   auto other_config = config;
   other_config.num_classes = 4;
   auto other = models::create_text<float>(other_config);
-  CHECK_THAT(io_error_of([&] { models::load_text_weights(path, *other); }), Contains(path) && Contains("architecture"));
+  CHECK_THAT(io_error_of([&] { models::load_weights(path, *other); }), Contains(path) && Contains("architecture"));
   auto same = models::create_text<float>(config);
   same->eval();
-  models::load_text_weights(path, *same);
+  models::load_weights(path, *same);
   CHECK(same->forward(batch.ids, batch.mask).to_vector() == model->forward(batch.ids, batch.mask).to_vector());
-  // An image-model reader refuses a text checkpoint.
-  CHECK_THROWS_AS(cct::io::read_model_config(path), cct::Error);
+  // An image-model reader refuses a text checkpoint, naming the text one.
+  CHECK_THROWS_WITH(models::read_model_config(path), Contains("models::load_text_model(path)"));
   // A vocabulary of another size does not go with the model.
   const text::Vocabulary tiny = text::Vocabulary::build({"a"});
-  CHECK_THROWS_WITH(models::save_text_model(path, *model, &tiny), Contains("vocabulary"));
+  CHECK_THROWS_WITH(models::save_model(path, *model, &tiny), Contains("vocabulary"));
+
+  // Every family round-trips bit-exactly, with and without a vocabulary, and the training entries
+  // a training checkpoint adds are ignored by the model.
+  for (auto family : {models::TextFamily::kCCT, models::TextFamily::kCVT, models::TextFamily::kViTLite}) {
+    INFO(models::text_family_name(family));
+    auto saved = models::create_text<float>(tiny_text_config(family));
+    saved->eval();
+    const std::string file = dir.file(std::string(models::text_family_name(family)) + ".safetensors");
+    models::save_model(file, *saved, {{"note", "round trip"}}, {{"training.epoch", Tensor<float>::scalar(2.0f)}});
+    const models::LoadedTextModel<float> back = models::load_text_model(file);
+    CHECK_FALSE(back.has_vocabulary);
+    CHECK(back.model->config() == saved->config());
+    CHECK(back.model->type_name() == saved->type_name());
+    back.model->eval();
+    CHECK(back.model->forward(batch.ids, batch.mask).to_vector() == saved->forward(batch.ids, batch.mask).to_vector());
+  }
+}
+
+TEST_CASE("text models: a file without cct's format marker holds weights only", "[text][models][checkpoint]") {
+  TempDir dir;
+  const auto config = tiny_text_config(models::TextFamily::kCCT);
+  auto model = models::create_text<float>(config);
+  const std::string path = dir.file("weights_only.safetensors");
+  cct::io::save_safetensors(path, model->state_dict(), {{"model", "text_cct_2_k2"}});  // foreign metadata
+  for (const std::string message : {io_error_of([&] { models::read_text_model_config(path); }),
+                                    io_error_of([&] { models::load_text_model(path); })}) {
+    CHECK_THAT(message, Contains(path) && Contains("holds weights only") &&
+                            Contains("models::create_text(name, {vocab_size})") &&
+                            Contains("models::load_weights(path, model)"));
+  }
+  auto built = models::create_text<float>(config);
+  CHECK(models::load_weights(path, *built).complete());
+  CHECK(built->embedder->embeddings->weight.to_vector() == model->embedder->embeddings->weight.to_vector());
+  CHECK(built->classifier->fc->weight.to_vector() == model->classifier->fc->weight.to_vector());
 }

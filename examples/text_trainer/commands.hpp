@@ -279,9 +279,9 @@ class TextTask : public train::Task {
   void save_checkpoint(const std::string& path, io::Metadata metadata,
                        const optim::NamedTensors<float>& extra_tensors) override {
     metadata["data.dataset"] = info_.dataset;
-    models::save_text_model(path, *model_, &vocabulary_, metadata, extra_tensors);
+    models::save_model(path, *model_, &vocabulary_, metadata, extra_tensors);
   }
-  void load_weights(const std::string& path) override { models::load_text_weights(path, *model_, /*strict=*/true); }
+  void load_weights(const std::string& path) override { models::load_weights(path, *model_, /*strict=*/true); }
   void describe_final(json::Object& final_result) const override {
     final_result.set("dataset", json::Value(options_.dataset));
     final_result.set("glove", json::Value(options_.glove));

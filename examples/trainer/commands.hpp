@@ -248,9 +248,9 @@ class ImageTask : public train::Task {
   void save_checkpoint(const std::string& path, io::Metadata metadata,
                        const optim::NamedTensors<float>& extra_tensors) override {
     write_normalisation(metadata, data_info_);
-    io::save_model(path, *model_, metadata, extra_tensors);
+    models::save_model(path, *model_, metadata, extra_tensors);
   }
-  void load_weights(const std::string& path) override { io::load_model(path, *model_, /*strict=*/true); }
+  void load_weights(const std::string& path) override { models::load_weights(path, *model_, /*strict=*/true); }
 
  private:
   TrainOptions options_;
@@ -343,7 +343,7 @@ inline int run_train(TrainOptions options, const CLI::App& command) {
 
 inline int run_eval(const EvalOptions& options) {
   if (options.threads > 0) set_num_threads(options.threads);
-  auto model = io::load_compact_transformer(options.checkpoint);
+  auto model = models::load_model(options.checkpoint);
   const io::SafeTensorsReader reader(options.checkpoint);
   DataInfo info = read_data_info(reader);
   const std::string data_dir = resolve_data_dir(options.data);
@@ -373,7 +373,7 @@ inline int run_eval(const EvalOptions& options) {
 
 inline int run_predict(const PredictOptions& options) {
   if (options.threads > 0) set_num_threads(options.threads);
-  auto model = io::load_compact_transformer(options.checkpoint);
+  auto model = models::load_model(options.checkpoint);
   model->eval();
   const io::SafeTensorsReader reader(options.checkpoint);
   const DataInfo info = read_data_info(reader);

@@ -47,7 +47,9 @@
 #include "nn/transformer_classifier.hpp"
 
 #include "models/cct.hpp"
+#include "models/checkpoint.hpp"
 #include "models/compact_transformer.hpp"
+#include "models/config_metadata.hpp"
 #include "models/cvt.hpp"
 #include "models/model_config.hpp"
 #include "models/registry.hpp"
@@ -76,6 +78,5 @@
 #include "optim/sgd.hpp"
 
 #include "io/atomic_file.hpp"
-#include "io/checkpoint.hpp"
 #include "io/json.hpp"
 #include "io/safetensors.hpp"

@@ -1,7 +1,9 @@
-// CCT: Compact Convolutional Transformer: a conv tokenizer (conv → ReLU → max-pool blocks) and SeqPool.
+// CCT (Compact Convolutional Transformer: a conv tokenizer of conv → ReLU → max-pool blocks, and SeqPool):
+// the config of a cct_L_KxC_R variant. The model is a CompactTransformer built from it (a variant is data,
+// not a type).
 #pragma once
 
-#include "compact_transformer.hpp"
+#include "model_config.hpp"
 
 namespace cct::models {
 
@@ -14,17 +16,5 @@ inline ModelConfig cct_config(int64_t num_layers, int64_t kernel_size, int64_t n
   c.num_conv_layers = num_conv_layers;
   return c;
 }
-
-template <typename T = float>
-class CCT : public CompactTransformer<T> {
- public:
-  explicit CCT(const ModelConfig& config) : CompactTransformer<T>(checked(config)) {}
-
- private:
-  static const ModelConfig& checked(const ModelConfig& config) {
-    CCT_CHECK(config.family == Family::kCCT, "CCT: config '", config.name, "' is for family ", family_name(config.family));
-    return config;
-  }
-};
 
 }  // namespace cct::models

@@ -1,7 +1,8 @@
-// CVT: Compact Vision Transformer: ViT's patch embedding with CCT's SeqPool instead of a class token.
+// CVT (Compact Vision Transformer: ViT's patch embedding with CCT's SeqPool instead of a class token):
+// the config of a cvt_L_P_R variant. The model is a CompactTransformer built from it.
 #pragma once
 
-#include "compact_transformer.hpp"
+#include "model_config.hpp"
 
 namespace cct::models {
 
@@ -13,17 +14,5 @@ inline ModelConfig cvt_config(int64_t num_layers, int64_t patch_size, int64_t im
   c.num_conv_layers = 1;
   return c;
 }
-
-template <typename T = float>
-class CVT : public CompactTransformer<T> {
- public:
-  explicit CVT(const ModelConfig& config) : CompactTransformer<T>(checked(config)) {}
-
- private:
-  static const ModelConfig& checked(const ModelConfig& config) {
-    CCT_CHECK(config.family == Family::kCVT, "CVT: config '", config.name, "' is for family ", family_name(config.family));
-    return config;
-  }
-};
 
 }  // namespace cct::models

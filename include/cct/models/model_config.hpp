@@ -1,5 +1,6 @@
-// ModelConfig: everything needed to build a ViT-Lite, CVT or CCT, and its round trip through the
-// string map that checkpoints store as metadata (so a checkpoint can rebuild its own model).
+// ModelConfig: everything needed to build a ViT-Lite, CVT or CCT, and its table of stored fields, the
+// round trip through the string map that checkpoints store as metadata (so a checkpoint can rebuild
+// its own model).
 #pragma once
 
 #include <cstdint>
@@ -8,17 +9,29 @@
 
 #include "../config.hpp"
 #include "../nn/positional_embedding.hpp"
+#include "config_metadata.hpp"
 
 namespace cct::models {
 
 enum class Family { kCCT, kCVT, kViTLite };
 
+inline const EnumNames<Family>& family_names() {
+  static const EnumNames<Family> names = {{"cct", Family::kCCT}, {"cvt", Family::kCVT}, {"vit_lite", Family::kViTLite}};
+  return names;
+}
+
+// The stored names of the positional embeddings (as nn::positional_embedding_name writes them).
+inline const EnumNames<nn::PositionalEmbedding>& positional_embedding_names() {
+  static const EnumNames<nn::PositionalEmbedding> names = {{"learnable", nn::PositionalEmbedding::kLearnable},
+                                                           {"sine", nn::PositionalEmbedding::kSine},
+                                                           {"none", nn::PositionalEmbedding::kNone}};
+  return names;
+}
+
 inline const char* family_name(Family family) {
-  switch (family) {
-    case Family::kCCT: return "cct";
-    case Family::kCVT: return "cvt";
-    default: return "vit_lite";
-  }
+  for (const auto& [name, value] : family_names())
+    if (value == family) return name;
+  return "?";
 }
 
 // The paper's encoder sizes: layers → heads, embedding dim, MLP ratio.
@@ -55,82 +68,34 @@ struct ModelConfig {
 
   bool operator==(const ModelConfig& other) const { return to_metadata() == other.to_metadata(); }
 
-  std::map<std::string, std::string> to_metadata() const {
-    return {{"model", name},
-            {"family", family_name(family)},
-            {"num_layers", std::to_string(num_layers)},
-            {"num_heads", std::to_string(num_heads)},
-            {"embedding_dim", std::to_string(embedding_dim)},
-            {"mlp_ratio", number(mlp_ratio)},
-            {"kernel_size", std::to_string(kernel_size)},
-            {"num_conv_layers", std::to_string(num_conv_layers)},
-            {"patch_size", std::to_string(patch_size)},
-            {"image_size", std::to_string(image_size)},
-            {"in_channels", std::to_string(in_channels)},
-            {"num_classes", std::to_string(num_classes)},
-            {"positional_embedding", nn::positional_embedding_name(positional_embedding)},
-            {"dropout", number(dropout)},
-            {"attention_dropout", number(attention_dropout)},
-            {"stochastic_depth", number(stochastic_depth)}};
+  // The one table of stored fields (config_metadata.hpp): key, kind and valid range of each. The seed
+  // is not stored: a loaded model takes its weights from the file.
+  template <typename Self, typename Fields>
+  static void visit_fields(Self& c, Fields& f) {
+    f.text("model", c.name);
+    f.choice("family", c.family, family_names(), "model family");
+    f.integer("num_layers", c.num_layers, 1);
+    f.integer("num_heads", c.num_heads, 1);
+    f.integer("embedding_dim", c.embedding_dim, 1);
+    f.number("mlp_ratio", c.mlp_ratio, 0, 64, /*low_open=*/true);
+    f.integer("kernel_size", c.kernel_size, 1);
+    f.integer("num_conv_layers", c.num_conv_layers, 1);
+    f.integer("patch_size", c.patch_size, 1);
+    f.integer("image_size", c.image_size, 1);
+    f.integer("in_channels", c.in_channels, 1);
+    f.integer("num_classes", c.num_classes, 1);
+    f.choice("positional_embedding", c.positional_embedding, positional_embedding_names(), "positional_embedding");
+    f.number("dropout", c.dropout, 0, 1);
+    f.number("attention_dropout", c.attention_dropout, 0, 1);
+    f.number("stochastic_depth", c.stochastic_depth, 0, 1);
   }
 
-  // Rebuilds a config from checkpoint metadata; `source` (a file name) is quoted in errors.
+  std::map<std::string, std::string> to_metadata() const { return config_to_metadata(*this); }
+
+  // Rebuilds a config from checkpoint metadata, validating each field; `source` (a file name) is quoted
+  // in errors (IoError).
   static ModelConfig from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source) {
-    auto get = [&](const char* key) -> const std::string& {
-      auto it = metadata.find(key);
-      if (it == metadata.end())
-        throw Error(detail::concat(source, ": checkpoint metadata has no '", key,
-                                   "' entry, so the model cannot be rebuilt from it; pass --model explicitly"));
-      return it->second;
-    };
-    auto integer = [&](const char* key) {
-      try {
-        return static_cast<int64_t>(std::stoll(get(key)));
-      } catch (const std::logic_error&) {
-        throw Error(detail::concat(source, ": metadata '", key, "' is not an integer: '", get(key), "'"));
-      }
-    };
-    auto real = [&](const char* key) {
-      try {
-        return std::stod(get(key));
-      } catch (const std::logic_error&) {
-        throw Error(detail::concat(source, ": metadata '", key, "' is not a number: '", get(key), "'"));
-      }
-    };
-    ModelConfig c;
-    c.name = get("model");
-    const std::string& family = get("family");
-    if (family == "cct") c.family = Family::kCCT;
-    else if (family == "cvt") c.family = Family::kCVT;
-    else if (family == "vit_lite") c.family = Family::kViTLite;
-    else throw Error(detail::concat(source, ": unknown model family '", family, "' in metadata"));
-    c.num_layers = integer("num_layers");
-    c.num_heads = integer("num_heads");
-    c.embedding_dim = integer("embedding_dim");
-    c.mlp_ratio = real("mlp_ratio");
-    c.kernel_size = integer("kernel_size");
-    c.num_conv_layers = integer("num_conv_layers");
-    c.patch_size = integer("patch_size");
-    c.image_size = integer("image_size");
-    c.in_channels = integer("in_channels");
-    c.num_classes = integer("num_classes");
-    const std::string& pe = get("positional_embedding");
-    if (pe == "learnable") c.positional_embedding = nn::PositionalEmbedding::kLearnable;
-    else if (pe == "sine") c.positional_embedding = nn::PositionalEmbedding::kSine;
-    else if (pe == "none") c.positional_embedding = nn::PositionalEmbedding::kNone;
-    else throw Error(detail::concat(source, ": unknown positional_embedding '", pe, "' in metadata"));
-    c.dropout = real("dropout");
-    c.attention_dropout = real("attention_dropout");
-    c.stochastic_depth = real("stochastic_depth");
-    return c;
-  }
-
- private:
-  static std::string number(double value) {
-    std::ostringstream out;
-    out.precision(17);
-    out << value;
-    return out.str();
+    return config_from_metadata<ModelConfig>(metadata, source);
   }
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cct.hpp"
+#include "compact_transformer.hpp"
 #include "cvt.hpp"
 #include "vit_lite.hpp"
 
@@ -92,11 +93,7 @@ inline ModelConfig make_config(const std::string& name, const ModelOptions& opti
 
 template <typename T = float>
 std::shared_ptr<CompactTransformer<T>> create(const ModelConfig& config) {
-  switch (config.family) {
-    case Family::kCCT: return std::make_shared<CCT<T>>(config);
-    case Family::kCVT: return std::make_shared<CVT<T>>(config);
-    default: return std::make_shared<ViTLite<T>>(config);
-  }
+  return std::make_shared<CompactTransformer<T>>(config);
 }
 
 template <typename T = float>

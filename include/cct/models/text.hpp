@@ -1,6 +1,7 @@
 // Text classifiers: TextCCT, TextCVT and TextViTLite = word embedding → TextTokenizer (a convolution
-// over time) → TransformerClassifier, with the padding mask carried through every stage; their
-// registry (text_cct_2_k4, text_cvt_6, ...) and checkpoints that carry the vocabulary.
+// over time) → TransformerClassifier, with the padding mask carried through every stage; one class,
+// TextCompactTransformer, built at run time from a TextModelConfig (the family is data, not a type),
+// and their registry (text_cct_2_k4, text_cvt_6, ...). Their checkpoints: models/checkpoint.hpp.
 //
 // Module tree and parameter names (the reference's text models):
 //   embedder.embeddings.weight            (V, E)   padding row 1; frozen when freeze_embedding
@@ -30,13 +31,10 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "../io/checkpoint.hpp"
 #include "../nn/embedding.hpp"
 #include "../nn/text_tokenizer.hpp"
 #include "../nn/transformer_classifier.hpp"
@@ -47,12 +45,16 @@ namespace cct::models {
 
 enum class TextFamily { kCCT, kCVT, kViTLite };
 
+inline const EnumNames<TextFamily>& text_family_names() {
+  static const EnumNames<TextFamily> names = {
+      {"text_cct", TextFamily::kCCT}, {"text_cvt", TextFamily::kCVT}, {"text_vit_lite", TextFamily::kViTLite}};
+  return names;
+}
+
 inline const char* text_family_name(TextFamily family) {
-  switch (family) {
-    case TextFamily::kCCT: return "text_cct";
-    case TextFamily::kCVT: return "text_cvt";
-    default: return "text_vit_lite";
-  }
+  for (const auto& [name, value] : text_family_names())
+    if (value == family) return name;
+  return "?";
 }
 
 struct TextModelConfig {
@@ -77,84 +79,35 @@ struct TextModelConfig {
 
   bool operator==(const TextModelConfig& other) const { return to_metadata() == other.to_metadata(); }
 
-  std::map<std::string, std::string> to_metadata() const {
-    return {{"model", name},
-            {"family", text_family_name(family)},
-            {"num_layers", std::to_string(num_layers)},
-            {"num_heads", std::to_string(num_heads)},
-            {"embedding_dim", std::to_string(embedding_dim)},
-            {"mlp_ratio", number(mlp_ratio)},
-            {"kernel_size", std::to_string(kernel_size)},
-            {"patch_size", std::to_string(patch_size)},
-            {"vocab_size", std::to_string(vocab_size)},
-            {"word_embedding_dim", std::to_string(word_embedding_dim)},
-            {"seq_len", std::to_string(seq_len)},
-            {"num_classes", std::to_string(num_classes)},
-            {"positional_embedding", nn::positional_embedding_name(positional_embedding)},
-            {"freeze_embedding", freeze_embedding ? "true" : "false"},
-            {"dropout", number(dropout)},
-            {"attention_dropout", number(attention_dropout)},
-            {"stochastic_depth", number(stochastic_depth)}};
+  // The one table of stored fields (config_metadata.hpp): key, kind and valid range of each. The seed
+  // is not stored: a loaded model takes its weights from the file.
+  template <typename Self, typename Fields>
+  static void visit_fields(Self& c, Fields& f) {
+    f.text("model", c.name);
+    f.choice("family", c.family, text_family_names(), "text model family");
+    f.integer("num_layers", c.num_layers, 1);
+    f.integer("num_heads", c.num_heads, 1);
+    f.integer("embedding_dim", c.embedding_dim, 1);
+    f.number("mlp_ratio", c.mlp_ratio, 0, 64, /*low_open=*/true);
+    f.integer("kernel_size", c.kernel_size, 1);
+    f.integer("patch_size", c.patch_size, 1);
+    f.integer("vocab_size", c.vocab_size, 2);  // "<unk>" and "<pad>" at least
+    f.integer("word_embedding_dim", c.word_embedding_dim, 1);
+    f.integer("seq_len", c.seq_len, 1);
+    f.integer("num_classes", c.num_classes, 1);
+    f.choice("positional_embedding", c.positional_embedding, positional_embedding_names(), "positional_embedding");
+    f.flag("freeze_embedding", c.freeze_embedding);
+    f.number("dropout", c.dropout, 0, 1);
+    f.number("attention_dropout", c.attention_dropout, 0, 1);
+    f.number("stochastic_depth", c.stochastic_depth, 0, 1);
   }
 
-  // Rebuilds a config from checkpoint metadata; `source` (a file name) is quoted in errors.
+  std::map<std::string, std::string> to_metadata() const { return config_to_metadata(*this); }
+
+  // Rebuilds a config from checkpoint metadata, validating each field; `source` (a file name) is quoted
+  // in errors (IoError).
   static TextModelConfig from_metadata(const std::map<std::string, std::string>& metadata, const std::string& source) {
-    auto get = [&](const char* key) -> const std::string& {
-      auto it = metadata.find(key);
-      if (it == metadata.end())
-        throw Error(cct::detail::concat(source, ": checkpoint metadata has no '", key,
-                                        "' entry, so the text model cannot be rebuilt from it"));
-      return it->second;
-    };
-    auto integer = [&](const char* key) {
-      try {
-        size_t used = 0;
-        const int64_t value = std::stoll(get(key), &used);
-        if (used == get(key).size()) return value;
-      } catch (const std::logic_error&) {
-      }
-      throw Error(cct::detail::concat(source, ": metadata '", key, "' is not an integer: '", get(key), "'"));
-    };
-    auto real = [&](const char* key) {
-      try {
-        size_t used = 0;
-        const double value = std::stod(get(key), &used);
-        if (used == get(key).size()) return value;
-      } catch (const std::logic_error&) {
-      }
-      throw Error(cct::detail::concat(source, ": metadata '", key, "' is not a number: '", get(key), "'"));
-    };
-    TextModelConfig c;
-    c.name = get("model");
-    const std::string& family = get("family");
-    if (family == "text_cct") c.family = TextFamily::kCCT;
-    else if (family == "text_cvt") c.family = TextFamily::kCVT;
-    else if (family == "text_vit_lite") c.family = TextFamily::kViTLite;
-    else throw Error(cct::detail::concat(source, ": '", family, "' is not a text model family (text_cct, text_cvt, "
-                                         "text_vit_lite)"));
-    c.num_layers = integer("num_layers");
-    c.num_heads = integer("num_heads");
-    c.embedding_dim = integer("embedding_dim");
-    c.mlp_ratio = real("mlp_ratio");
-    c.kernel_size = integer("kernel_size");
-    c.patch_size = integer("patch_size");
-    c.vocab_size = integer("vocab_size");
-    c.word_embedding_dim = integer("word_embedding_dim");
-    c.seq_len = integer("seq_len");
-    c.num_classes = integer("num_classes");
-    const std::string& pe = get("positional_embedding");
-    if (pe == "learnable") c.positional_embedding = nn::PositionalEmbedding::kLearnable;
-    else if (pe == "sine") c.positional_embedding = nn::PositionalEmbedding::kSine;
-    else if (pe == "none") c.positional_embedding = nn::PositionalEmbedding::kNone;
-    else throw Error(cct::detail::concat(source, ": unknown positional_embedding '", pe, "' in metadata"));
-    const std::string& freeze = get("freeze_embedding");
-    if (freeze != "true" && freeze != "false")
-      throw Error(cct::detail::concat(source, ": metadata 'freeze_embedding' must be true or false, got '", freeze, "'"));
-    c.freeze_embedding = freeze == "true";
-    c.dropout = real("dropout");
-    c.attention_dropout = real("attention_dropout");
-    c.stochastic_depth = real("stochastic_depth");
-    return c;
+    return config_from_metadata<TextModelConfig>(metadata, source);
   }
 
   // The tokenizer this config builds.
@@ -179,14 +132,6 @@ struct TextModelConfig {
       t.max_pool = false;
     }
     return t;
-  }
-
- private:
-  static std::string number(double value) {
-    std::ostringstream out;
-    out.precision(17);
-    out << value;
-    return out.str();
   }
 };
 
@@ -316,47 +261,6 @@ class TextCompactTransformer : public nn::Module<T> {
   TextModelConfig config_;
 };
 
-// The three families as types (a config of another family is refused).
-template <typename T = float>
-class TextCCT : public TextCompactTransformer<T> {
- public:
-  explicit TextCCT(const TextModelConfig& config, const Tensor<T>& pretrained = Tensor<T>())
-      : TextCompactTransformer<T>(checked(config), pretrained) {}
-
- private:
-  static const TextModelConfig& checked(const TextModelConfig& config) {
-    CCT_CHECK(config.family == TextFamily::kCCT, "TextCCT: config '", config.name, "' is for ",
-              text_family_name(config.family));
-    return config;
-  }
-};
-template <typename T = float>
-class TextCVT : public TextCompactTransformer<T> {
- public:
-  explicit TextCVT(const TextModelConfig& config, const Tensor<T>& pretrained = Tensor<T>())
-      : TextCompactTransformer<T>(checked(config), pretrained) {}
-
- private:
-  static const TextModelConfig& checked(const TextModelConfig& config) {
-    CCT_CHECK(config.family == TextFamily::kCVT, "TextCVT: config '", config.name, "' is for ",
-              text_family_name(config.family));
-    return config;
-  }
-};
-template <typename T = float>
-class TextViTLite : public TextCompactTransformer<T> {
- public:
-  explicit TextViTLite(const TextModelConfig& config, const Tensor<T>& pretrained = Tensor<T>())
-      : TextCompactTransformer<T>(checked(config), pretrained) {}
-
- private:
-  static const TextModelConfig& checked(const TextModelConfig& config) {
-    CCT_CHECK(config.family == TextFamily::kViTLite, "TextViTLite: config '", config.name, "' is for ",
-              text_family_name(config.family));
-    return config;
-  }
-};
-
 // ---- registry ----------------------------------------------------------------------------------------
 // Names:
 //   text_cct_L_kK   L ∈ {2, 4, 6} encoder layers, conv kernel K ∈ {1, 2, 4} over time
@@ -450,98 +354,13 @@ inline TextModelConfig make_text_config(const std::string& name, const TextModel
 template <typename T = float>
 std::shared_ptr<TextCompactTransformer<T>> create_text(const TextModelConfig& config,
                                                        const Tensor<T>& pretrained = Tensor<T>()) {
-  switch (config.family) {
-    case TextFamily::kCCT: return std::make_shared<TextCCT<T>>(config, pretrained);
-    case TextFamily::kCVT: return std::make_shared<TextCVT<T>>(config, pretrained);
-    default: return std::make_shared<TextViTLite<T>>(config, pretrained);
-  }
+  return std::make_shared<TextCompactTransformer<T>>(config, pretrained);
 }
 
 template <typename T = float>
 std::shared_ptr<TextCompactTransformer<T>> create_text(const std::string& name, const TextModelOptions& options,
                                                        const Tensor<T>& pretrained = Tensor<T>()) {
   return create_text<T>(make_text_config(name, options), pretrained);
-}
-
-// ---- checkpoints ---------------------------------------------------------------------------------------
-// A safetensors file with the model's state dict under the reference names, the config in the
-// metadata (as the image models' checkpoints) and, when given, the vocabulary under "vocabulary", so
-// that load_text_model rebuilds a model that reads raw text. A training checkpoint may add tensors
-// under "optimizer." and "training."; loading a model ignores them.
-
-template <typename T>
-void save_text_model(const std::string& path, const TextCompactTransformer<T>& model,
-                     const text::Vocabulary* vocabulary = nullptr, io::Metadata metadata = {},
-                     const std::vector<std::pair<std::string, Tensor<T>>>& extra_tensors = {}) {
-  if (vocabulary)
-    CCT_CHECK(vocabulary->size() == model.config().vocab_size, "save_text_model: the vocabulary has ",
-              vocabulary->size(), " tokens but the model's embedding has ", model.config().vocab_size, " rows");
-  auto tensors = model.state_dict();
-  tensors.insert(tensors.end(), extra_tensors.begin(), extra_tensors.end());
-  for (const auto& [key, value] : model.config().to_metadata()) metadata[key] = value;
-  if (vocabulary) vocabulary->to_metadata(metadata);
-  metadata["format"] = io::kCheckpointFormat;
-  io::save_safetensors(path, tensors, metadata);
-}
-
-inline TextModelConfig read_text_model_config(const std::string& path) {
-  const io::SafeTensorsReader reader(path);
-  if (!reader.metadata().count("model"))
-    throw IoError(io::detail::file_prefix(path) + "has no model config in its metadata (not written by cct?)");
-  try {
-    return TextModelConfig::from_metadata(reader.metadata(), path);
-  } catch (const IoError&) {
-    throw;
-  } catch (const Error& error) {
-    throw IoError(error.what());
-  }
-}
-
-// Loads weights into an existing text model. Strict: the file must be a checkpoint of the same
-// architecture and hold exactly the model's tensors (training entries aside), else one IoError says why.
-template <typename T>
-io::LoadReport load_text_weights(const std::string& path, TextCompactTransformer<T>& model, bool strict = true) {
-  if (strict) {
-    const io::SafeTensorsReader reader(path);
-    if (reader.metadata().count("model")) {
-      TextModelConfig stored = read_text_model_config(path);
-      TextModelConfig mine = model.config();
-      // Names, seeds and regularisation may differ; the tensors' layout may not.
-      stored.seed = mine.seed;
-      stored.dropout = mine.dropout;
-      stored.attention_dropout = mine.attention_dropout;
-      stored.stochastic_depth = mine.stochastic_depth;
-      stored.freeze_embedding = mine.freeze_embedding;
-      const std::string stored_name = stored.name;
-      stored.name = mine.name;
-      if (!(stored == mine))
-        throw IoError(io::detail::file_prefix(path) + "is a checkpoint of '" + stored_name +
-                      "' with another architecture than the model '" + mine.name + "' (compare the metadata: " +
-                      "family, sizes, vocab_size, word_embedding_dim, seq_len, num_classes, positional_embedding)");
-    }
-  }
-  return io::load_into(path, model.state_dict(), strict, io::non_model_prefixes());
-}
-
-template <typename T = float>
-struct LoadedTextModel {
-  std::shared_ptr<TextCompactTransformer<T>> model;
-  text::Vocabulary vocabulary;  // only the reserved tokens when the file holds none
-  bool has_vocabulary = false;
-};
-
-// Rebuilds the text model a checkpoint was saved from, loads its weights, and reads its vocabulary.
-template <typename T = float>
-LoadedTextModel<T> load_text_model(const std::string& path) {
-  LoadedTextModel<T> out;
-  out.model = create_text<T>(read_text_model_config(path));
-  load_text_weights(path, *out.model, /*strict=*/true);
-  const io::SafeTensorsReader reader(path);
-  if (reader.metadata().count(text::Vocabulary::kMetadataKey)) {
-    out.vocabulary = text::Vocabulary::from_metadata(reader.metadata(), path);
-    out.has_vocabulary = true;
-  }
-  return out;
 }
 
 }  // namespace cct::models

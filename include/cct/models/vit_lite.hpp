@@ -1,7 +1,8 @@
-// ViT-Lite: a small Vision Transformer: patch embedding, a learned class token, no SeqPool.
+// ViT-Lite (a small Vision Transformer: patch embedding, a learned class token, no SeqPool): the config
+// of a vit_L_P_R variant. The model is a CompactTransformer built from it.
 #pragma once
 
-#include "compact_transformer.hpp"
+#include "model_config.hpp"
 
 namespace cct::models {
 
@@ -14,18 +15,5 @@ inline ModelConfig vit_lite_config(int64_t num_layers, int64_t patch_size, int64
   c.num_conv_layers = 1;
   return c;
 }
-
-template <typename T = float>
-class ViTLite : public CompactTransformer<T> {
- public:
-  explicit ViTLite(const ModelConfig& config) : CompactTransformer<T>(checked(config)) {}
-
- private:
-  static const ModelConfig& checked(const ModelConfig& config) {
-    CCT_CHECK(config.family == Family::kViTLite, "ViTLite: config '", config.name, "' is for family ",
-              family_name(config.family));
-    return config;
-  }
-};
 
 }  // namespace cct::models

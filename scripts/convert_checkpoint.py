@@ -23,12 +23,17 @@ an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_
 import argparse
 import json
 import math
+import os
+import pickle
 import re
 import struct
 import sys
 from collections import OrderedDict
 
-import torch
+try:
+    import torch
+except ImportError:  # --help and the error message still work; converting needs it
+    torch = None
 
 # ---- cct's model registry (a copy of include/cct/models/{registry,cct,cvt,vit_lite}.hpp) -----------
 # Only what the metadata needs. Keep in sync with the C++ registry: tests/test_pytorch_parity.cpp checks
@@ -134,9 +139,9 @@ def expected_shapes(metadata):
 
 
 # ---- safetensors ---------------------------------------------------------------------------------
-DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-          "BOOL": torch.bool}
+DTYPES = {} if torch is None else {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 
@@ -154,11 +159,18 @@ def save_safetensors(path, tensors, metadata=None):
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(text)))
-        out.write(text)
-        for chunk in chunks:
-            out.write(chunk)
+    # Written to a temporary file and renamed, so a failure never leaves half a file under `path`.
+    temporary = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(temporary, "wb") as out:
+            out.write(struct.pack("<Q", len(text)))
+            out.write(text)
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def load_safetensors(path):
@@ -222,7 +234,16 @@ def check_against_model(state, metadata, source):
 
 
 def to_safetensors(args):
-    state = extract_state_dict(torch.load(args.input, map_location="cpu"), args.input)
+    # weights_only: a .pth is a pickle, and a pickle can run code when loaded; only tensors and plain
+    # containers are accepted, so a hostile file is refused instead of executed.
+    try:
+        loaded = torch.load(args.input, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError, TypeError) as error:
+        text = str(error).strip()
+        first = text.split("WeightsUnpickler error:")[-1].strip() if text else type(error).__name__
+        raise SystemExit(f"{args.input}: not a PyTorch state dict that can be loaded safely ({first}); only "
+                         "tensors and plain containers are accepted, nothing that runs code")
+    state = extract_state_dict(loaded, args.input)
     metadata = {"format": "pt"}
     if args.model:
         metadata = registered_metadata(args.model, args.num_classes)
@@ -238,7 +259,13 @@ def to_safetensors(args):
 def to_pytorch(args):
     tensors, _ = load_safetensors(args.input)
     state = OrderedDict((name, tensor) for name, tensor in tensors.items() if not name.startswith(NON_MODEL_PREFIXES))
-    torch.save(state, args.output)
+    temporary = f"{args.output}.tmp.{os.getpid()}"
+    try:
+        torch.save(state, temporary)
+        os.replace(temporary, args.output)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
     print(f"wrote {len(state)} tensors to {args.output} (left out {len(tensors) - len(state)} optimizer/training entries)")
 
 
@@ -254,7 +281,13 @@ def main(argv=None):
     backward.add_argument("input")
     backward.add_argument("output")
     args = parser.parse_args(argv)
-    (to_safetensors if args.command == "to-safetensors" else to_pytorch)(args)
+    if torch is None:
+        raise SystemExit(f"convert_checkpoint.py: error: this Python ({sys.executable}) cannot import torch; run it "
+                         "with /usr/bin/python3 after `bash scripts/install_deps.sh --with-torch`")
+    try:
+        (to_safetensors if args.command == "to-safetensors" else to_pytorch)(args)
+    except OSError as error:  # a missing, unreadable or unwritable file: one line, no traceback
+        raise SystemExit(f"convert_checkpoint.py: error: {error.filename or args.input}: {error.strerror or error}")
     return 0
 
 

@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(g++ cmake make libeigen3-dev catch2 libstb-dev libcli11-dev ccache zlib1g-dev)
 for arg in "$@"; do
   case "$arg" in
-    --with-torch) packages+=(python3-torch python3-numpy) ;;
+    --with-torch) packages+=(python3-torch python3-numpy python3-pil) ;;
     --with-extras) packages+=(dataset-fashion-mnist) ;;
     *) echo "install_deps.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac

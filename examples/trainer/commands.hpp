@@ -23,6 +23,7 @@
 #include "attention_overlay.hpp"
 #include "data_info.hpp"
 #include "data_source.hpp"
+#include "model_source.hpp"
 
 namespace image_trainer {
 using namespace cct;
@@ -104,14 +105,16 @@ struct TrainOptions {
 };
 
 struct EvalOptions {
-  std::string checkpoint, data, format = "auto", split = "test", out;
+  ModelSource source;
+  std::string data, format = "auto", split = "test", out;
   int64_t batch_size = 256;
   int threads = 0;
   bool tta_flip = false;
 };
 
 struct PredictOptions {
-  std::string checkpoint, attention_png;
+  ModelSource source;
+  std::string attention_png;
   std::vector<std::string> images;
   int64_t top_k = 5;
   bool json = false;
@@ -343,29 +346,47 @@ inline int run_train(TrainOptions options, const CLI::App& command) {
 
 inline int run_eval(const EvalOptions& options) {
   if (options.threads > 0) set_num_threads(options.threads);
-  auto model = models::load_model(options.checkpoint);
-  const io::SafeTensorsReader reader(options.checkpoint);
-  DataInfo info = read_data_info(reader);
+  const LoadedImageModel loaded = load_image_model(options.source);
+  models::CompactTransformer<float>& model = *loaded.model;
+  const models::ModelConfig& config = model.config();
+  const Preprocessing& preprocessing = loaded.preprocessing;
   const std::string data_dir = resolve_data_dir(options.data);
-  DataSplits splits = read_data(data_dir, parse_format(options.format), model->config().image_size);
-  const data::ImageDataset& dataset = options.split == "test" ? splits.test : splits.train;
-  CCT_CHECK(dataset.num_classes() == model->config().num_classes, "checkpoint '", options.checkpoint, "' has ",
-            model->config().num_classes, " classes but the data in '", data_dir, "' has ", dataset.num_classes());
-  CCT_CHECK(dataset.channels() == model->config().in_channels && dataset.height() == model->config().image_size,
-            "checkpoint '", options.checkpoint, "' takes ", model->config().in_channels, "x", model->config().image_size,
-            "x", model->config().image_size, " images but the data has ", dataset.channels(), "x", dataset.height(), "x",
-            dataset.width());
-  data::Normalize normalize = info.mean.empty() ? splits.normalize : data::Normalize(info.mean, info.std);
-  const train::Evaluation result = evaluate_images(*model, dataset, normalize, options.batch_size,
-                                                             options.tta_flip ? "eval (flip-averaged)" : "eval", options.tta_flip);
-  std::printf("%s", result.confusion.to_string(dataset.class_names()).c_str());
-  std::printf("%s on %lld %s images: top-1 %.2f%%, top-5 %.2f%%, loss %.4f\n", model->config().name.c_str(),
+  DataSplits splits = read_data(data_dir, parse_format(options.format), preprocessing.resize_to);
+  data::ImageDataset& dataset = options.split == "test" ? splits.test : splits.train;
+  const std::string& checkpoint = options.source.checkpoint;
+  CCT_CHECK(dataset.num_classes() == config.num_classes, "checkpoint '", checkpoint, "' has ", config.num_classes,
+            " classes but the data in '", data_dir, "' has ", dataset.num_classes());
+  CCT_CHECK(dataset.channels() == config.in_channels && dataset.height() == preprocessing.resize_to &&
+                dataset.width() == preprocessing.resize_to,
+            "checkpoint '", checkpoint, "' takes ", config.in_channels, "x", config.image_size, "x", config.image_size,
+            " images", preprocessing.resize_to != config.image_size ? " (cropped from " + std::to_string(preprocessing.resize_to) + ")" : "",
+            " but the data has ", dataset.channels(), "x", dataset.height(), "x", dataset.width());
+  std::printf("preprocessing: %s\n", preprocessing.description.c_str());
+  data::LoaderOptions loader_options;
+  loader_options.batch_size = options.batch_size;
+  loader_options.shuffle = false;
+  loader_options.normalize = preprocessing.normalize;
+  if (preprocessing.resize_to != preprocessing.size)
+    loader_options.transform.add(data::CenterCrop{preprocessing.size, preprocessing.size});
+  data::DataLoader loader(dataset, loader_options);
+  loader.start_epoch(0);
+  data::Batch batch;
+  const train::Evaluation result = train::evaluate(
+      model, loader.num_batches(), config.num_classes,
+      [&](int64_t, Tensor<int64_t>& labels) {
+        loader.next(batch);
+        labels = batch.labels;
+        return image_logits(model, batch.images, options.tta_flip);
+      },
+      options.tta_flip ? "eval (flip-averaged)" : "eval", "img");
+  std::printf("%s", result.confusion.to_string(loaded.class_names).c_str());
+  std::printf("%s on %lld %s images: top-1 %.2f%%, top-5 %.2f%%, loss %.4f\n", config.name.c_str(),
               static_cast<long long>(result.count), options.split.c_str(), result.top1, result.top5, result.loss);
   if (!options.out.empty())
-    trainer_cli::write_evaluation(options.out, result, dataset.class_names(),
-                                  model->config().name + " (" + options.split + ")",
-                                  json::Object{{"checkpoint", json::Value(options.checkpoint)},
-                                               {"split", json::Value(options.split)}});
+    trainer_cli::write_evaluation(options.out, result, loaded.class_names, config.name + " (" + options.split + ")",
+                                  json::Object{{"checkpoint", json::Value(checkpoint)},
+                                               {"split", json::Value(options.split)},
+                                               {"tta_flip", json::Value(options.tta_flip)}});
   return 0;
 }
 
@@ -373,30 +394,25 @@ inline int run_eval(const EvalOptions& options) {
 
 inline int run_predict(const PredictOptions& options) {
   if (options.threads > 0) set_num_threads(options.threads);
-  auto model = models::load_model(options.checkpoint);
-  model->eval();
-  const io::SafeTensorsReader reader(options.checkpoint);
-  const DataInfo info = read_data_info(reader);
-  const auto& config = model->config();
-  const std::vector<std::string> class_names = trainer_cli::class_names_or_indices(info.class_names, config.num_classes);
-  const data::Normalize normalize = info.mean.empty() ? data::Normalize() : data::Normalize(info.mean, info.std);
+  const LoadedImageModel loaded = load_image_model(options.source);
+  models::CompactTransformer<float>& model = *loaded.model;
+  const models::ModelConfig& config = model.config();
+  const std::vector<std::string>& class_names = loaded.class_names;
+  if (!options.json) std::printf("preprocessing: %s\n", loaded.preprocessing.description.c_str());
 
   const int64_t B = static_cast<int64_t>(options.images.size()), C = config.in_channels, S = config.image_size;
   Tensor<float> batch = Tensor<float>::empty({B, C, S, S});
   std::vector<data::Image> originals;
   for (int64_t b = 0; b < B; ++b) {
-    data::Image image = data::read_image(options.images[static_cast<size_t>(b)], static_cast<int>(C));
-    originals.push_back(image);
-    if (image.height != S || image.width != S) image = data::resize_bilinear(image, S, S);
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = 0; i < S * S; ++i)
-        batch.data()[(b * C + c) * S * S + i] = (image.plane(c)[i] / 255.0f - normalize.mean_of(c)) / normalize.std_of(c);
+    const data::Image image = data::read_image(options.images[static_cast<size_t>(b)], static_cast<int>(C));
+    preprocess(image, loaded.preprocessing, batch.data() + b * C * S * S);
+    if (!options.attention_png.empty()) originals.push_back(image);
   }
   nn::ClassifierTrace trace;
   Tensor<float> logits;
   {
     NoGradGuard no_grad;
-    logits = model->forward(batch, &trace);
+    logits = model.forward(batch, &trace);
   }
   Tensor<float> probabilities = softmax(logits, 1);
   json::Array results;
@@ -412,11 +428,12 @@ inline int run_predict(const PredictOptions& options) {
       trainer_cli::print_top(trainer_cli::top_classes(p, config.num_classes, options.top_k), p, class_names);
     }
   }
-  if (options.json) std::printf("%s\n", trainer_cli::predictions_document(options.checkpoint, class_names, std::move(results)).c_str());
+  if (options.json)
+    std::printf("%s\n", trainer_cli::predictions_document(options.source.checkpoint, class_names, std::move(results)).c_str());
   if (!options.attention_png.empty()) {
-    CCT_CHECK(trace.pool_weights.defined(), model->config().name,
+    CCT_CHECK(trace.pool_weights.defined(), config.name,
               " has no SeqPool (ViT-Lite reads its class token), so there are no token weights to show");
-    write_attention_overlay(options.attention_png, originals, trace.pool_weights, model->tokenizer->grid_size(S),
+    write_attention_overlay(options.attention_png, originals, trace.pool_weights, model.tokenizer->grid_size(S),
                             class_names, probabilities);
     if (!options.json) std::printf("attention overlay written to %s\n", options.attention_png.c_str());
   }

@@ -12,6 +12,25 @@
 
 #include "commands.hpp"
 
+namespace {
+
+// Where eval and predict get their model: a cct checkpoint, or weights with reference names + --model.
+void add_model_source_options(CLI::App* command, image_trainer::ModelSource& source) {
+  command->add_option("--checkpoint", source.checkpoint,
+                      "a .safetensors file: written by train, or weights with the reference PyTorch names "
+                      "(scripts/convert_checkpoint.py) together with --model")
+      ->required();
+  command->add_option("--model", source.model,
+                      "the registered model a weights-only file holds (model_summary --list); it then gets the "
+                      "reference's evaluation preprocessing");
+  command->add_option("--classes", source.classes, "class names: cifar10, cifar100, or a file with one name per line");
+  command->add_option("--mean", source.mean, "per-channel normalisation mean (overrides the file's or the reference's)")
+      ->delimiter(',');
+  command->add_option("--std", source.std, "per-channel normalisation std (with --mean)")->delimiter(',');
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace image_trainer;
   CLI::App app{"cct_trainer: train, evaluate and use Compact Transformers (CCT, CVT, ViT-Lite) on images, on the CPU"};
@@ -44,7 +63,7 @@ int main(int argc, char** argv) {
 
   EvalOptions eval;
   CLI::App* eval_cmd = app.add_subcommand("eval", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint");
-  eval_cmd->add_option("--checkpoint", eval.checkpoint, "a .safetensors file written by train")->required();
+  add_model_source_options(eval_cmd, eval.source);
   eval_cmd->add_option("--data", eval.data, "data folder (default: $CCT_DATA_DIR)");
   eval_cmd->add_option("--format", eval.format, "auto, cifar10, cifar100, idx or folder")->capture_default_str();
   eval_cmd->add_option("--split", eval.split, "test or train")->capture_default_str()->check(CLI::IsMember({"test", "train"}));
@@ -55,7 +74,7 @@ int main(int argc, char** argv) {
 
   PredictOptions predict;
   CLI::App* predict_cmd = app.add_subcommand("predict", "classify image files (PNG/JPG, any size)");
-  predict_cmd->add_option("--checkpoint", predict.checkpoint, "a .safetensors file written by train")->required();
+  add_model_source_options(predict_cmd, predict.source);
   predict_cmd->add_option("images", predict.images, "image files")->required()->check(CLI::ExistingFile);
   predict_cmd->add_option("--top-k", predict.top_k, "classes to show per image")->capture_default_str()->check(trainer_cli::positive());
   predict_cmd->add_flag("--json", predict.json, "machine-readable output, including the raw logits");

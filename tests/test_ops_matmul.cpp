@@ -1,8 +1,11 @@
 // Matrix products: matmul (plain, batched, shared b, every transpose combination) and linear.
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include <cct/ops/kernels/gemm_bf16.hpp>
 #include <cct/ops/matmul.hpp>
 
 #include "test_helpers.hpp"
@@ -369,4 +372,187 @@ TEST_CASE("matmul and linear reject mismatched shapes with clear messages", "[op
                           Catch::Contains("(8,)"));
   REQUIRE_THROWS_WITH(cct::linear(x, Tensor<float>::ones({6})), Catch::Contains("linear") &&
                                                                    Catch::Contains("(out, in)"));
+}
+
+// ---- bf16 GEMM kernel (ops/kernels/gemm_bf16.hpp) ---------------------------------------------------
+//
+// Tolerances. bf16 keeps 8 significant bits, so rounding one operand costs a relative error of at most
+// u = 2^-8, and an exact product of two rounded operands is off by at most 2u + u² relative:
+//   |C − C_exact| ≤ |alpha|·Σ_k |a_k||b_k|·(2^-7 + 2^-16) + fp32 slack,
+// the fp32 slack being what summing K exact products (and applying alpha and beta) in fp32 may add:
+// (K + 4)·2^-24 relative to |alpha|·Σ|a||b| + |beta·c|. The fast and the portable paths form the same
+// exact products and sum them in the same order, so they agree bit for bit (tolerance 0).
+
+namespace {
+
+// Forces the portable bf16 path for a scope (or lets the fast one run), restoring the setting after.
+struct ForcePortableBf16 {
+  bool saved = cct::kernels::detail::force_portable_bf16_flag().load();
+  explicit ForcePortableBf16(bool forced) { cct::kernels::force_portable_bf16(forced); }
+  ~ForcePortableBf16() { cct::kernels::force_portable_bf16(saved); }
+};
+
+// A strided row-major float operand with its op() dims, filled with uniform values in [-1, 1).
+struct GemmOperandData {
+  int64_t rows, cols, ld;
+  std::vector<float> values;
+  GemmOperandData(int64_t op_rows, int64_t op_cols, bool transposed, uint64_t seed)
+      : rows(transposed ? op_cols : op_rows), cols(transposed ? op_rows : op_cols), ld(cols + 3) {
+    cct::Generator gen(seed);
+    auto t = Tensor<float>::uniform({std::max<int64_t>(1, rows * ld)}, -1, 1, gen);
+    values = t.to_vector();
+  }
+  double at(bool transposed, int64_t r, int64_t c) const {  // element (r, c) of op(X)
+    return transposed ? values[c * ld + r] : values[r * ld + c];
+  }
+};
+
+struct Bf16Case {
+  int64_t M, N, K;
+  bool trans_a, trans_b;
+  float alpha, beta;
+};
+
+std::string describe(const Bf16Case& c) {
+  return cct::detail::concat("M=", c.M, " N=", c.N, " K=", c.K, " trans_a=", c.trans_a, " trans_b=", c.trans_b,
+                             " alpha=", c.alpha, " beta=", c.beta);
+}
+
+// Runs gemm_bf16 on one case; returns C (M × (N + 2) with a stride, the padding must stay untouched).
+std::vector<float> run_bf16_case(const Bf16Case& c, const GemmOperandData& a, const GemmOperandData& b,
+                                 const std::vector<float>& c_initial) {
+  std::vector<float> out = c_initial;
+  cct::kernels::gemm_bf16(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a.values.data(), a.ld, b.values.data(), b.ld,
+                          c.beta, out.data(), c.N + 2);
+  return out;
+}
+
+const Bf16Case kBf16Cases[] = {
+    {1, 1, 1, false, false, 1, 0},      {2, 3, 2, true, false, 1, 0},       {7, 17, 3, false, true, 0.75f, 0.5f},
+    {13, 64, 31, true, true, -2, 1},    {5, 65, 33, false, false, 1, 1},    {70, 100, 65, true, false, 0.5f, -1},
+    {6, 16, 513, false, true, 1, 0},    {19, 130, 1025, true, true, 1, 0.25f}, {200, 1, 7, false, false, 1, 0},
+    {1, 300, 40, false, true, 1, 0},    {97, 129, 128, false, false, 1, 0},  {12, 48, 1, true, false, 3, 2},
+};
+
+}  // namespace
+
+TEST_CASE("round_to_bf16 rounds to nearest even at 8 significant bits", "[ops][matmul][bf16]") {
+  using cct::kernels::round_to_bf16;
+  const float one = 1.0f, ulp = std::ldexp(1.0f, -7);  // bf16 spacing just above 1
+  REQUIRE(round_to_bf16(one) == one);
+  REQUIRE(round_to_bf16(one + ulp) == one + ulp);
+  REQUIRE(round_to_bf16(one + ulp / 2) == one);                  // tie: down to the even neighbour
+  REQUIRE(round_to_bf16(one + 3 * ulp / 2) == one + 2 * ulp);    // tie: up to the even neighbour
+  REQUIRE(round_to_bf16(one + ulp / 2 + std::ldexp(1.0f, -20)) == one + ulp);  // above the tie: up
+  REQUIRE(round_to_bf16(-(one + ulp / 4)) == -one);
+  REQUIRE(std::isinf(round_to_bf16(std::numeric_limits<float>::max())));  // beyond bf16's largest finite value
+  REQUIRE(std::isinf(round_to_bf16(std::numeric_limits<float>::infinity())));
+  REQUIRE(std::isnan(round_to_bf16(std::numeric_limits<float>::quiet_NaN())));
+  // A NaN whose payload lies only in the low 16 bits must not be truncated into infinity.
+  uint32_t low_payload_nan_bits = 0x7f800001u;
+  float low_payload_nan;
+  std::memcpy(&low_payload_nan, &low_payload_nan_bits, sizeof low_payload_nan);
+  REQUIRE(std::isnan(round_to_bf16(low_payload_nan)));
+}
+
+TEST_CASE("bf16 gemm matches a double reference within bf16 rounding, on both paths", "[ops][matmul][bf16]") {
+  const bool fast_available = cct::kernels::cpu_has_avx512_bf16();
+  if (!fast_available) WARN("this CPU has no AVX512_BF16: only the portable bf16 path is tested");
+  uint64_t seed = 500;
+  for (const bool portable : kFlags) {
+    if (!portable && !fast_available) continue;
+    ForcePortableBf16 force(portable);
+    for (const Bf16Case& c : kBf16Cases) {
+      INFO((portable ? "portable: " : "fast: ") << describe(c));
+      const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+      cct::Generator gen(++seed);
+      const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+      const std::vector<float> out = run_bf16_case(c, a, b, c_initial);
+      double worst_ratio = 0;
+      for (int64_t i = 0; i < c.M; ++i) {
+        for (int64_t j = 0; j < c.N; ++j) {
+          double exact = 0, magnitude = 0;
+          for (int64_t k = 0; k < c.K; ++k) {
+            exact += a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j);
+            magnitude += std::fabs(a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j));
+          }
+          const double old_c = c_initial[i * (c.N + 2) + j];
+          const double expected = c.alpha * exact + c.beta * old_c;
+          const double scaled = std::fabs(c.alpha) * magnitude;
+          const double fp32_slack = (c.K + 4) * std::ldexp(1.0, -24) * (scaled + std::fabs(c.beta * old_c));
+          const double tolerance = scaled * (std::ldexp(1.0, -7) + std::ldexp(1.0, -16)) + fp32_slack + 1e-30;
+          const double error = std::fabs(out[i * (c.N + 2) + j] - expected);
+          worst_ratio = std::max(worst_ratio, error / tolerance);
+        }
+        for (int64_t j = c.N; j < c.N + 2; ++j) REQUIRE(out[i * (c.N + 2) + j] == c_initial[i * (c.N + 2) + j]);
+      }
+      INFO("worst error / tolerance = " << worst_ratio);
+      REQUIRE(worst_ratio <= 1.0);
+    }
+  }
+}
+
+TEST_CASE("bf16 gemm really rounds its operands", "[ops][matmul][bf16]") {
+  // 1 + 2^-10 is not a bf16 value: it rounds to 1, so (1 + 2^-10)·1 comes out as exactly 1 (fp32 would
+  // keep the 2^-10), on either path.
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    const float a = 1.0f + std::ldexp(1.0f, -10), b = 1.0f;
+    float c = 0;
+    cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);
+    REQUIRE(c == 1.0f);
+    // beta = 0 ignores whatever C held, NaN included; beta = 1 adds onto it.
+    c = std::numeric_limits<float>::quiet_NaN();
+    cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &b, 1, &b, 1, 0.0f, &c, 1);
+    REQUIRE(c == 1.0f);
+    cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &b, 1, &b, 1, 1.0f, &c, 1);
+    REQUIRE(c == 2.0f);
+  }
+}
+
+TEST_CASE("bf16 gemm: the fast path and the portable path agree bit for bit", "[ops][matmul][bf16]") {
+  if (!cct::kernels::cpu_has_avx512_bf16()) {
+    WARN("this CPU has no AVX512_BF16: there is no fast path to compare");
+    return;
+  }
+  uint64_t seed = 900;
+  for (const Bf16Case& c : kBf16Cases) {
+    INFO(describe(c));
+    const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+    cct::Generator gen(++seed);
+    const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+    std::vector<float> fast, portable;
+    {
+      ForcePortableBf16 force(false);
+      fast = run_bf16_case(c, a, b, c_initial);
+    }
+    {
+      ForcePortableBf16 force(true);
+      portable = run_bf16_case(c, a, b, c_initial);
+    }
+    REQUIRE(fast == portable);
+  }
+}
+
+TEST_CASE("bf16 gemm results do not depend on the thread count", "[ops][matmul][bf16][threads]") {
+  ThreadCountGuard guard;
+  // Tall (rows split across threads) and short wide (columns split), both with two depth blocks.
+  const Bf16Case cases[] = {{300, 200, 600, false, true, 1, 0}, {70, 700, 530, true, false, 0.5f, 1}};
+  uint64_t seed = 1300;
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    for (const Bf16Case& c : cases) {
+      INFO((portable ? "portable: " : "fast: ") << describe(c));
+      const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+      cct::Generator gen(++seed);
+      const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+      cct::set_num_threads(1);
+      const std::vector<float> serial = run_bf16_case(c, a, b, c_initial);
+      cct::set_num_threads(2);
+      const std::vector<float> parallel = run_bf16_case(c, a, b, c_initial);
+      REQUIRE(parallel == serial);  // bit for bit
+    }
+  }
 }

@@ -1,10 +1,16 @@
 // Matrix products: matmul (plain, batched, shared b, every transpose combination) and linear.
+#include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <sstream>
+#include <thread>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include <cct/autograd/gradcheck.hpp>
+#include <cct/core/precision.hpp>
 #include <cct/ops/kernels/gemm_bf16.hpp>
 #include <cct/ops/matmul.hpp>
 
@@ -13,6 +19,10 @@
 using cct::Shape;
 using cct::Tensor;
 using cct::testing::check_gradients;
+using cct::testing::forward_backward;
+using cct::testing::forward_backward_bf16;
+using cct::testing::max_difference;
+using cct::testing::rounded_to_bf16;
 using cct::testing::random_constant;
 using cct::testing::random_leaf;
 using Inputs = std::vector<Tensor<double>>;
@@ -555,4 +565,134 @@ TEST_CASE("bf16 gemm results do not depend on the thread count", "[ops][matmul][
       REQUIRE(parallel == serial);  // bit for bit
     }
   }
+}
+
+// ---- the precision setting (core/precision.hpp) in matmul and linear ----------------------------------
+
+TEST_CASE("PrecisionGuard: scoped, nested, per thread, over a process-wide default", "[ops][bf16][precision]") {
+  using cct::Precision;
+  REQUIRE(cct::current_precision() == Precision::kFP32);
+  {
+    cct::PrecisionGuard bf16(Precision::kBF16);
+    REQUIRE(cct::current_precision() == Precision::kBF16);
+    {
+      cct::PrecisionGuard fp32(Precision::kFP32);
+      REQUIRE(cct::current_precision() == Precision::kFP32);
+    }
+    REQUIRE(cct::current_precision() == Precision::kBF16);
+    // Another thread sees the default, not this thread's guard.
+    Precision seen = Precision::kBF16;
+    std::thread([&] { seen = cct::current_precision(); }).join();
+    REQUIRE(seen == Precision::kFP32);
+  }
+  REQUIRE(cct::current_precision() == Precision::kFP32);
+  cct::set_default_precision(Precision::kBF16);
+  REQUIRE(cct::current_precision() == Precision::kBF16);
+  Precision seen = Precision::kFP32;
+  std::thread([&] { seen = cct::current_precision(); }).join();
+  REQUIRE(seen == Precision::kBF16);
+  {
+    cct::PrecisionGuard fp32(Precision::kFP32);
+    REQUIRE(cct::current_precision() == Precision::kFP32);
+  }
+  cct::set_default_precision(Precision::kFP32);
+  REQUIRE(cct::current_precision() == Precision::kFP32);
+  REQUIRE(cct::parse_precision("bf16") == Precision::kBF16);
+  REQUIRE(cct::parse_precision("fp32") == Precision::kFP32);
+  REQUIRE(std::string(cct::precision_name(Precision::kBF16)) == "bf16");
+  REQUIRE_THROWS_AS(cct::parse_precision("fp16"), cct::Error);
+}
+
+TEST_CASE("matmul and linear under bf16 compute on bf16 operands, backward included", "[ops][matmul][linear][bf16]") {
+  // Under the guard every product (forward, ∂a, ∂b) multiplies bf16-rounded operands, so it equals the
+  // fp32 computation on rounded inputs and a rounded upstream gradient, up to fp32 summation order
+  // (tolerance 1e-4, against bf16's own error of about 1e-2 here, which the last check demands).
+  // The backward runs after the guard's scope has ended: it keeps the precision of its forward.
+  cct::Generator gen(77);
+  struct MatmulCase {
+    Shape a, b;
+    bool transpose_a, transpose_b;
+  };
+  const MatmulCase cases[] = {{{40, 70}, {70, 50}, false, false},
+                              {{3, 70, 40}, {3, 50, 70}, true, true},
+                              {{4, 33, 70}, {70, 50}, false, false},   // shared b folded into the rows
+                              {{4, 70, 33}, {50, 70}, true, true}};    // shared b summed over the batch
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    for (const MatmulCase& c : cases) {
+      INFO((portable ? "portable: " : "fast: ") << "a " << cct::shape_str(c.a) << " b " << cct::shape_str(c.b));
+      const auto a = Tensor<float>::uniform(c.a, -1, 1, gen), b = Tensor<float>::uniform(c.b, -1, 1, gen);
+      auto op = [&](const std::vector<Tensor<float>>& in) { return cct::matmul(in[0], in[1], c.transpose_a, c.transpose_b); };
+      const Tensor<float> probe = cct::matmul(a, b, c.transpose_a, c.transpose_b);
+      const auto g = Tensor<float>::uniform(probe.shape(), -1, 1, gen);
+      const auto bf16 = forward_backward_bf16({a, b}, g, op);
+      const auto emulated = forward_backward({rounded_to_bf16(a), rounded_to_bf16(b)}, rounded_to_bf16(g), op);
+      const auto fp32 = forward_backward({a, b}, g, op);
+      for (size_t t = 0; t < 3; ++t) {
+        INFO("tensor " << t << " (output, ∂a, ∂b)");
+        CCT_REQUIRE_CLOSE(bf16[t], emulated[t], 1e-4);
+        CHECK(max_difference(bf16[t], fp32[t]) > 1e-3);  // really bf16, not fp32
+      }
+    }
+  }
+
+  // linear: x·Wᵀ + b with ∂x = g·W and ∂W = gᵀ·x in bf16; the bias and its gradient stay fp32.
+  const auto x = Tensor<float>::uniform({4, 33, 70}, -1, 1, gen), w = Tensor<float>::uniform({50, 70}, -1, 1, gen);
+  const auto bias = Tensor<float>::uniform({50}, -1, 1, gen), g = Tensor<float>::uniform({4, 33, 50}, -1, 1, gen);
+  auto op = [](const std::vector<Tensor<float>>& in) { return cct::linear(in[0], in[1], in[2]); };
+  const auto bf16 = forward_backward_bf16({x, w, bias}, g, op);
+  const auto emulated = forward_backward({rounded_to_bf16(x), rounded_to_bf16(w), bias}, rounded_to_bf16(g), op);
+  const auto fp32 = forward_backward({x, w, bias}, g, op);
+  for (size_t t = 0; t < 3; ++t) {
+    INFO("linear tensor " << t << " (output, ∂x, ∂W)");
+    CCT_REQUIRE_CLOSE(bf16[t], emulated[t], 1e-4);
+    CHECK(max_difference(bf16[t], fp32[t]) > 1e-3);
+  }
+  REQUIRE(bf16[3].to_vector() == fp32[3].to_vector());  // ∂b is a fp32 reduction of g, untouched
+}
+
+TEST_CASE("the precision setting never reaches double products or gradient checks", "[ops][matmul][linear][bf16]") {
+  auto a = random_leaf({3, 4, 5}, 1), b = random_leaf({5, 6}, 2);
+  auto x = random_leaf({2, 3, 5}, 3), w = random_leaf({4, 5}, 4), bias = random_leaf({4}, 5);
+  const cct::GradcheckFn fn = [](const Inputs& in) {
+    return cct::linear(cct::matmul(in[0], in[1]), in[2], in[3]);
+  };
+  const Inputs inputs{a, b, random_leaf({7, 6}, 6), random_leaf({7}, 7)};
+  const cct::GradcheckResult plain = cct::gradcheck(fn, inputs);
+  cct::GradcheckResult guarded;
+  Tensor<double> guarded_out;
+  {
+    cct::PrecisionGuard guard(cct::Precision::kBF16);
+    guarded = cct::gradcheck(fn, inputs);
+    guarded_out = cct::linear(x, w, bias);
+  }
+  REQUIRE(plain.passed);
+  REQUIRE(guarded.passed == plain.passed);
+  REQUIRE(guarded.max_abs_error == plain.max_abs_error);  // exactly: the same double arithmetic
+  REQUIRE(guarded.message == plain.message);
+  REQUIRE(guarded_out.to_vector() == cct::linear(x, w, bias).to_vector());
+}
+
+TEST_CASE("bf16 on the portable path says once that it is slower than fp32", "[ops][matmul][bf16]") {
+  ForcePortableBf16 force(true);
+  cct::kernels::detail::portable_bf16_notice_printed().store(false);
+  std::ostringstream captured;
+  std::streambuf* saved = std::cerr.rdbuf(captured.rdbuf());
+  cct::Generator gen(5);
+  const auto x = Tensor<float>::uniform({8, 20}, -1, 1, gen), w = Tensor<float>::uniform({12, 20}, -1, 1, gen);
+  Tensor<float> first, second, fp32 = cct::linear(x, w);
+  {
+    cct::PrecisionGuard guard(cct::Precision::kBF16);
+    first = cct::linear(x, w);
+    second = cct::linear(x, w);
+  }
+  std::cerr.rdbuf(saved);
+  const std::string text = captured.str();
+  INFO("stderr: " << text);
+  REQUIRE(text.find("slower than fp32") != std::string::npos);
+  REQUIRE(std::count(text.begin(), text.end(), '\n') == 1);
+  REQUIRE(first.to_vector() == second.to_vector());
+  CCT_REQUIRE_CLOSE(first, cct::linear(rounded_to_bf16(x), rounded_to_bf16(w)), 1e-5);
+  REQUIRE(max_difference(first, fp32) > 1e-4);
 }

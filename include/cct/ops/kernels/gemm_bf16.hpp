@@ -187,35 +187,84 @@ constexpr int64_t kBf16Nr = 16 * kBf16Nv;
 constexpr int64_t kBf16Mc = 192;        // rows of a packed A block (192 KiB, in L2)
 constexpr int64_t kBf16Nc = 1024;       // columns of a packed B block (1 MiB at most)
 
-// Packs a (lanes × depth) slice of a float matrix as bf16 pairs along depth, `width` lanes per pair:
-//   dst[p·width + l] = bf16(x(l, 2p)) | bf16(x(l, 2p+1)) << 16,   x(l, k) = src[l·lane_stride + k·depth_stride]
-// with zeros for lanes ≥ `lanes` and for k ≥ depth. One of the strides is 1: `pairs_adjacent` says
-// depth_stride == 1 (a pair is two neighbouring floats), otherwise lane_stride == 1 (neighbouring lanes).
-CCT_TARGET_AVX512_BF16 inline void pack_bf16_pairs(const float* src, int64_t lane_stride, int64_t depth_stride,
-                                                   bool pairs_adjacent, int64_t lanes, int64_t width, int64_t depth,
-                                                   uint32_t* dst) {
+// Packing: a (lanes × depth) slice of a float matrix, x(l, k) = src[l·lane_stride + k·depth_stride], into
+// bf16 pairs along depth, pair(l, p) = bf16(x(l, 2p)) | bf16(x(l, 2p+1)) << 16 (0 beyond depth). Three
+// cases, by which neighbours are adjacent in memory and which layout the tile reads:
+
+// 16 floats from `row` (count of them valid) rounded to bf16 pairs: dword q of the result is the pair
+// (row[2q], row[2q+1]); `count` is the number of floats left, so a missing odd partner reads as 0.
+CCT_TARGET_AVX512_BF16 inline __m512i convert_pairs(const float* row, int64_t count) {
+  const __mmask16 low_mask = count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1);
+  const __mmask16 high_mask = count >= 32   ? __mmask16(0xffff)
+                              : count <= 16 ? __mmask16(0)
+                                            : __mmask16((1u << (count - 16)) - 1);
+  const __m512 low = _mm512_maskz_loadu_ps(low_mask, row);
+  const __m512 high = _mm512_maskz_loadu_ps(high_mask, row + 16);
+  return (__m512i)_mm512_cvtne2ps_pbh(high, low);
+}
+
+// Pairs adjacent in memory (depth_stride 1), lane by lane: dst[l·pairs + p]. Plain vector stores; the
+// tile reads each lane's pairs as a stream (op(A) untransposed).
+CCT_TARGET_AVX512_BF16 inline void pack_pairs_by_lane(const float* src, int64_t lane_stride, int64_t lanes,
+                                                      int64_t depth, uint32_t* dst) {
   const int64_t pairs = (depth + 1) / 2;
-  if (pairs_adjacent) {
-    alignas(64) uint32_t converted[16];
-    for (int64_t l = 0; l < lanes; ++l) {
-      const float* row = src + l * lane_stride;
-      for (int64_t p0 = 0; p0 < pairs; p0 += 16) {
-        const int64_t remaining = depth - 2 * p0;  // floats left in this row, ≥ 1
-        const __mmask16 low_mask = remaining >= 16 ? __mmask16(0xffff) : __mmask16((1u << remaining) - 1);
-        const __mmask16 high_mask = remaining >= 32   ? __mmask16(0xffff)
-                                    : remaining <= 16 ? __mmask16(0)
-                                                      : __mmask16((1u << (remaining - 16)) - 1);
-        const __m512 low = _mm512_maskz_loadu_ps(low_mask, row + 2 * p0);
-        const __m512 high = _mm512_maskz_loadu_ps(high_mask, row + 2 * p0 + 16);
-        _mm512_store_si512(converted, (__m512i)_mm512_cvtne2ps_pbh(high, low));
-        const int64_t count = pairs - p0 < 16 ? pairs - p0 : 16;
-        for (int64_t q = 0; q < count; ++q) dst[(p0 + q) * width + l] = converted[q];
-      }
+  for (int64_t l = 0; l < lanes; ++l) {
+    const float* row = src + l * lane_stride;
+    for (int64_t p0 = 0; p0 < pairs; p0 += 16) {
+      const int64_t count = pairs - p0 < 16 ? pairs - p0 : 16;
+      _mm512_mask_storeu_epi32(dst + l * pairs + p0, __mmask16((1u << count) - 1),
+                               convert_pairs(row + 2 * p0, depth - 2 * p0));
     }
-    for (int64_t l = lanes; l < width; ++l)
-      for (int64_t p = 0; p < pairs; ++p) dst[p * width + l] = 0;
-    return;
   }
+}
+
+// Pairs adjacent in memory, interleaved by pair: dst[p·width + l] (op(B) transposed). Sixteen lanes at a
+// time are converted and transposed in registers (16×16 dwords), so every store is a full vector.
+CCT_TARGET_AVX512_BF16 inline void pack_pairs_transposing(const float* src, int64_t lane_stride, int64_t lanes,
+                                                          int64_t width, int64_t depth, uint32_t* dst) {
+  const int64_t pairs = (depth + 1) / 2;
+  for (int64_t l0 = 0; l0 < width; l0 += 16) {
+    const int64_t valid = lanes - l0 <= 0 ? 0 : (lanes - l0 < 16 ? lanes - l0 : 16);
+    const int64_t stored = width - l0 < 16 ? width - l0 : 16;
+    const __mmask16 store_mask = stored >= 16 ? __mmask16(0xffff) : __mmask16((1u << stored) - 1);
+    for (int64_t p0 = 0; p0 < pairs; p0 += 16) {
+      __m512i r[16];  // r[i]: lane l0 + i, pairs p0 .. p0 + 15
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < valid ? convert_pairs(src + (l0 + i) * lane_stride + 2 * p0, depth - 2 * p0) : _mm512_setzero_si512();
+      // Transpose: pairs of dwords, then of qwords, then 128-bit lanes twice.
+      __m512i t[16];
+      for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+      }
+      for (int i = 0; i < 4; ++i) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+      }
+      for (int i = 0; i < 8; ++i) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+      }
+      // r[j] now holds pair p0 + j of the sixteen lanes.
+      const int64_t count = pairs - p0 < 16 ? pairs - p0 : 16;
+      for (int j = 0; j < count; ++j) _mm512_mask_storeu_epi32(dst + (p0 + j) * width + l0, store_mask, r[j]);
+    }
+  }
+}
+
+// Lanes adjacent in memory (lane_stride 1), interleaved by pair: dst[p·width + l] (op(A) transposed,
+// op(B) untransposed): the pair's two floats come from neighbouring depth rows.
+CCT_TARGET_AVX512_BF16 inline void pack_pairs_across_rows(const float* src, int64_t depth_stride, int64_t lanes,
+                                                          int64_t width, int64_t depth, uint32_t* dst) {
+  const int64_t pairs = (depth + 1) / 2;
   for (int64_t p = 0; p < pairs; ++p) {
     const float* even = src + 2 * p * depth_stride;
     const bool has_odd = 2 * p + 1 < depth;
@@ -234,24 +283,28 @@ CCT_TARGET_AVX512_BF16 inline void pack_bf16_pairs(const float* src, int64_t lan
 }
 
 // The register tile: C[Mr × 16·Nv] = alpha · (Ã panel · B̃ panel) + beta · C over `pairs` K-pairs; the
-// last vector's columns are limited by `last_mask`. beta == 0 never reads C.
+// last vector's columns are limited by `last_mask`. Row r's pair p is a_panel[r·a_row_step + p·a_pair_step]
+// (either packing of op(A)); B̃'s pair p is the 64 dwords at b_panel + 64·p. beta == 0 never reads C.
 template <int Mr, int Nv>
-CCT_TARGET_AVX512_BF16 void bf16_tile(int64_t pairs, const uint32_t* a_panel, const uint32_t* b_panel, float* c,
-                                      int64_t ldc, float alpha, float beta, __mmask16 last_mask) {
+CCT_TARGET_AVX512_BF16 void bf16_tile(int64_t pairs, const uint32_t* a_panel, int64_t a_row_step,
+                                      int64_t a_pair_step, const uint32_t* b_panel, float* c, int64_t ldc, float alpha,
+                                      float beta, __mmask16 last_mask) {
   __m512 acc[Mr][Nv];
+  const uint32_t* a_rows[Mr];
 #pragma GCC unroll 8
-  for (int r = 0; r < Mr; ++r)
+  for (int r = 0; r < Mr; ++r) {
+    a_rows[r] = a_panel + r * a_row_step;
 #pragma GCC unroll 4
     for (int v = 0; v < Nv; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < pairs; ++p) {
-    const uint32_t* a = a_panel + p * kBf16Mr;
+  }
+  for (int64_t p = 0, a_offset = 0; p < pairs; ++p, a_offset += a_pair_step) {
     const uint32_t* b = b_panel + p * kBf16Nr;
     __m512bh b_vec[Nv];
 #pragma GCC unroll 4
     for (int v = 0; v < Nv; ++v) b_vec[v] = (__m512bh)_mm512_load_si512(b + 16 * v);
 #pragma GCC unroll 8
     for (int r = 0; r < Mr; ++r) {
-      const __m512bh a_pair = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r]));
+      const __m512bh a_pair = (__m512bh)_mm512_set1_epi32(static_cast<int>(a_rows[r][a_offset]));
 #pragma GCC unroll 4
       for (int v = 0; v < Nv; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a_pair, b_vec[v]);
     }
@@ -270,7 +323,8 @@ CCT_TARGET_AVX512_BF16 void bf16_tile(int64_t pairs, const uint32_t* a_panel, co
   }
 }
 
-using Bf16Tile = void (*)(int64_t, const uint32_t*, const uint32_t*, float*, int64_t, float, float, __mmask16);
+using Bf16Tile = void (*)(int64_t, const uint32_t*, int64_t, int64_t, const uint32_t*, float*, int64_t, float, float,
+                          __mmask16);
 
 template <int Mr>
 constexpr Bf16Tile bf16_tile_with_rows(int vectors) {
@@ -304,14 +358,22 @@ CCT_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(bool trans_a, bool trans_b, 
     for (int64_t pc = 0; pc < K; pc += kBf16Kc) {
       const int64_t kc = std::min(kBf16Kc, K - pc), pairs = (kc + 1) / 2;
       const float beta_block = pc == 0 ? beta : 1.0f;  // later depth blocks add onto the first's result
-      for (int64_t jr = 0; jr < nc; jr += kBf16Nr)
-        pack_bf16_pairs(B + (jc + jr) * b_col_stride + pc * b_depth_stride, b_col_stride, b_depth_stride, trans_b,
-                        std::min(kBf16Nr, nc - jr), kBf16Nr, kc, b_packed + (jr / kBf16Nr) * pairs * kBf16Nr);
+      for (int64_t jr = 0; jr < nc; jr += kBf16Nr) {
+        const float* b_block = B + (jc + jr) * b_col_stride + pc * b_depth_stride;
+        uint32_t* b_panel = b_packed + (jr / kBf16Nr) * pairs * kBf16Nr;
+        if (trans_b) pack_pairs_transposing(b_block, ldb, std::min(kBf16Nr, nc - jr), kBf16Nr, kc, b_panel);
+        else pack_pairs_across_rows(b_block, ldb, std::min(kBf16Nr, nc - jr), kBf16Nr, kc, b_panel);
+      }
       for (int64_t ic = 0; ic < M; ic += kBf16Mc) {
         const int64_t mc = std::min(kBf16Mc, M - ic);
-        for (int64_t ir = 0; ir < mc; ir += kBf16Mr)
-          pack_bf16_pairs(A + (ic + ir) * a_row_stride + pc * a_depth_stride, a_row_stride, a_depth_stride, !trans_a,
-                          std::min(kBf16Mr, mc - ir), kBf16Mr, kc, a_packed + (ir / kBf16Mr) * pairs * kBf16Mr);
+        for (int64_t ir = 0; ir < mc; ir += kBf16Mr) {
+          const float* a_block = A + (ic + ir) * a_row_stride + pc * a_depth_stride;
+          uint32_t* a_panel = a_packed + (ir / kBf16Mr) * pairs * kBf16Mr;
+          if (trans_a) pack_pairs_across_rows(a_block, lda, std::min(kBf16Mr, mc - ir), kBf16Mr, kc, a_panel);
+          else pack_pairs_by_lane(a_block, lda, std::min(kBf16Mr, mc - ir), kc, a_panel);
+        }
+        // Untransposed, a panel lists each row's pairs in turn; transposed, each pair's rows.
+        const int64_t a_row_step = trans_a ? 1 : pairs, a_pair_step = trans_a ? kBf16Mr : 1;
         for (int64_t jr = 0; jr < nc; jr += kBf16Nr) {
           const int64_t cols = std::min(kBf16Nr, nc - jr), vectors = (cols + 15) / 16;
           const int64_t last_cols = cols - 16 * (vectors - 1);
@@ -319,7 +381,7 @@ CCT_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(bool trans_a, bool trans_b, 
           const uint32_t* b_panel = b_packed + (jr / kBf16Nr) * pairs * kBf16Nr;
           for (int64_t ir = 0; ir < mc; ir += kBf16Mr) {
             const int64_t rows = std::min(kBf16Mr, mc - ir);
-            bf16_tile_for(rows, vectors)(pairs, a_packed + (ir / kBf16Mr) * pairs * kBf16Mr, b_panel,
+            bf16_tile_for(rows, vectors)(pairs, a_packed + (ir / kBf16Mr) * pairs * kBf16Mr, a_row_step, a_pair_step, b_panel,
                                          C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_block, last_mask);
           }
         }

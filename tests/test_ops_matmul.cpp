@@ -696,3 +696,64 @@ TEST_CASE("bf16 on the portable path says once that it is slower than fp32", "[o
   CCT_REQUIRE_CLOSE(first, cct::linear(rounded_to_bf16(x), rounded_to_bf16(w)), 1e-5);
   REQUIRE(max_difference(first, fp32) > 1e-4);
 }
+
+// ---- fp32 GEMM: the AVX-512 kernel builds without AVX-512 dispatch to (ops/kernels/gemm_fp32_avx512.hpp) ----
+
+TEST_CASE("fp32 gemm matches a double reference within fp32 rounding, whichever kernel runs", "[ops][matmul][gemm]") {
+  // Tolerance: summing K products in fp32 (and applying alpha and beta) is off by at most about
+  // (K + 4)·2^-24 relative to |alpha|·Σ|a||b| + |beta·c|, for any summation order.
+  INFO("AVX-512 kernel dispatched: " << cct::kernels::fp32_avx512_dispatch());
+  uint64_t seed = 2000;
+  for (const Bf16Case& c : kBf16Cases) {
+    INFO(describe(c));
+    const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+    cct::Generator gen(++seed);
+    const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+    std::vector<float> out = c_initial;
+    cct::kernels::gemm<float>(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a.values.data(), a.ld, b.values.data(),
+                              b.ld, c.beta, out.data(), c.N + 2);
+    double worst_ratio = 0;
+    for (int64_t i = 0; i < c.M; ++i) {
+      for (int64_t j = 0; j < c.N; ++j) {
+        double exact = 0, magnitude = 0;
+        for (int64_t k = 0; k < c.K; ++k) {
+          exact += a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j);
+          magnitude += std::fabs(a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j));
+        }
+        const double old_c = c_initial[i * (c.N + 2) + j];
+        const double tolerance =
+            (c.K + 4) * std::ldexp(1.0, -24) * (std::fabs(c.alpha) * magnitude + std::fabs(c.beta * old_c)) + 1e-30;
+        worst_ratio = std::max(worst_ratio, std::fabs(out[i * (c.N + 2) + j] - (c.alpha * exact + c.beta * old_c)) / tolerance);
+      }
+      for (int64_t j = c.N; j < c.N + 2; ++j) REQUIRE(out[i * (c.N + 2) + j] == c_initial[i * (c.N + 2) + j]);
+    }
+    INFO("worst error / tolerance = " << worst_ratio);
+    REQUIRE(worst_ratio <= 1.0);
+  }
+}
+
+TEST_CASE("the dispatched fp32 AVX-512 kernel gives the same bits on any thread count", "[ops][matmul][gemm][threads]") {
+  if (!cct::kernels::fp32_avx512_dispatch()) {
+    WARN("this build (or CPU) multiplies floats with Eigen's kernel: nothing dispatched to compare");
+    return;
+  }
+  ThreadCountGuard guard;
+  const Bf16Case cases[] = {{300, 200, 600, false, true, 1, 0}, {70, 700, 530, true, false, 0.5f, 1}};
+  uint64_t seed = 2500;
+  for (const Bf16Case& c : cases) {
+    INFO(describe(c));
+    const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+    cct::Generator gen(++seed);
+    const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+    auto run = [&] {
+      std::vector<float> out = c_initial;
+      cct::kernels::gemm<float>(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a.values.data(), a.ld,
+                                b.values.data(), b.ld, c.beta, out.data(), c.N + 2);
+      return out;
+    };
+    cct::set_num_threads(1);
+    const std::vector<float> serial = run();
+    cct::set_num_threads(2);
+    REQUIRE(run() == serial);
+  }
+}

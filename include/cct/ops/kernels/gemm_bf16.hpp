@@ -29,14 +29,12 @@
 #include <type_traits>
 
 #include "../../core/precision.hpp"
-#include "gemm.hpp"
+#include "gemm.hpp"  // and through it gemm_fp32_avx512.hpp: CPUID, the 16×16 transpose
 
-#if (defined(__x86_64__) || defined(__i386__)) && \
-    ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10) || (defined(__clang__) && __clang_major__ >= 9))
+// The same compilers and CPUs as the fp32 AVX-512 kernel (GCC ≥ 10 and Clang ≥ 9 know AVX512_BF16).
+#if CCT_HAVE_AVX512_DISPATCH
 #define CCT_HAVE_BF16_KERNEL 1
-#include <cpuid.h>
-#include <immintrin.h>
-#define CCT_TARGET_AVX512_BF16 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+#define CCT_TARGET_AVX512_BF16 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,fma")))
 #else
 #define CCT_HAVE_BF16_KERNEL 0
 #endif
@@ -65,15 +63,11 @@ inline float round_to_bf16(float x) {
 inline bool cpu_has_avx512_bf16() {
 #if CCT_HAVE_BF16_KERNEL
   static const bool supported = [] {
+    if (!cpu_has_avx512f()) return false;  // includes the OS saving the zmm registers
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) return false;  // OSXSAVE
-    unsigned xcr0_low = 0, xcr0_high = 0;
-    __asm__ volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
-    if ((xcr0_low & 0xe6u) != 0xe6u) return false;  // SSE, AVX, opmask and both zmm halves saved
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx);
     const unsigned max_subleaf = eax;
-    const bool avx512_f_bw_vl = (ebx & (1u << 16)) && (ebx & (1u << 30)) && (ebx & (1u << 31));
-    if (!avx512_f_bw_vl || max_subleaf < 1) return false;
+    if (!(ebx & (1u << 30)) || !(ebx & (1u << 31)) || max_subleaf < 1) return false;  // AVX512BW, AVX512VL
     __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx);
     return (eax & (1u << 5)) != 0;
   }();
@@ -231,28 +225,7 @@ CCT_TARGET_AVX512_BF16 inline void pack_pairs_transposing(const float* src, int6
       __m512i r[16];  // r[i]: lane l0 + i, pairs p0 .. p0 + 15
       for (int i = 0; i < 16; ++i)
         r[i] = i < valid ? convert_pairs(src + (l0 + i) * lane_stride + 2 * p0, depth - 2 * p0) : _mm512_setzero_si512();
-      // Transpose: pairs of dwords, then of qwords, then 128-bit lanes twice.
-      __m512i t[16];
-      for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-      }
-      for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-      }
-      for (int i = 0; i < 4; ++i) {
-        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
-        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
-      }
-      for (int i = 0; i < 8; ++i) {
-        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
-      }
+      transpose_16x16(r);
       // r[j] now holds pair p0 + j of the sixteen lanes.
       const int64_t count = pairs - p0 < 16 ? pairs - p0 : 16;
       for (int j = 0; j < count; ++j) _mm512_mask_storeu_epi32(dst + (p0 + j) * width + l0, store_mask, r[j]);
@@ -275,9 +248,11 @@ CCT_TARGET_AVX512_BF16 inline void pack_pairs_across_rows(const float* src, int6
       const __mmask16 store_mask = stored >= 16 ? __mmask16(0xffff) : __mmask16((1u << stored) - 1);
       const __m512 x = _mm512_maskz_loadu_ps(load_mask, even + l0);
       const __m512 y = has_odd ? _mm512_maskz_loadu_ps(load_mask, even + depth_stride + l0) : _mm512_setzero_ps();
-      const __m512i x16 = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
-      const __m512i y16 = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
-      _mm512_mask_storeu_epi32(dst + p * width + l0, store_mask, _mm512_or_si512(x16, _mm512_slli_epi32(y16, 16)));
+      // Zero-masked forms with every lane selected: GCC 12's unmasked ones trip -Wmaybe-uninitialized.
+      const __mmask16 all = 0xffff;
+      const __m512i x16 = _mm512_maskz_cvtepu16_epi32(all, (__m256i)_mm512_cvtneps_pbh(x));
+      const __m512i y16 = _mm512_maskz_cvtepu16_epi32(all, (__m256i)_mm512_cvtneps_pbh(y));
+      _mm512_mask_storeu_epi32(dst + p * width + l0, store_mask, _mm512_or_si512(x16, _mm512_maskz_slli_epi32(all, y16, 16)));
     }
   }
 }

@@ -458,6 +458,10 @@ TEST_CASE("round_to_bf16 rounds to nearest even at 8 significant bits", "[ops][m
   REQUIRE(std::isinf(round_to_bf16(std::numeric_limits<float>::max())));  // beyond bf16's largest finite value
   REQUIRE(std::isinf(round_to_bf16(std::numeric_limits<float>::infinity())));
   REQUIRE(std::isnan(round_to_bf16(std::numeric_limits<float>::quiet_NaN())));
+  // Below 2^-126 values become ±0, as AVX512_BF16's conversion treats denormals; 2^-126 itself stays.
+  REQUIRE(round_to_bf16(std::numeric_limits<float>::min()) == std::numeric_limits<float>::min());
+  REQUIRE(round_to_bf16(std::numeric_limits<float>::denorm_min()) == 0.0f);
+  REQUIRE(std::signbit(round_to_bf16(-std::numeric_limits<float>::denorm_min())));
   // A NaN whose payload lies only in the low 16 bits must not be truncated into infinity.
   uint32_t low_payload_nan_bits = 0x7f800001u;
   float low_payload_nan;

@@ -2,14 +2,15 @@
 // accumulation, on row-major float buffers (not public API). Same arguments as gemm in gemm.hpp.
 //
 //   C[i][j] = alpha · Σ_k bf16(op(A)[i][k]) · bf16(op(B)[k][j]) + beta · C[i][j]
-//   bf16(x): x rounded to nearest-even at 8 mantissa bits (relative error ≤ 2^-9); products are exact in fp32.
+//   bf16(x): x rounded to nearest-even at 8 significant bits (relative error ≤ 2^-8); products are exact in fp32.
 //
 // Two paths, chosen at run time:
 // - fast: AVX512_BF16 (`vdpbf16ps`: 16 fp32 lanes each += a[2l]·b[2l] + a[2l+1]·b[2l+1]), compiled with
 //   target attributes so it needs no -march flag, and used when CPUID says the CPU has it. GotoBLAS
 //   blocking: op(B) is packed per (kKc × kNc) block into panels of kNr = 64 columns, op(A) per
-//   (kMc × kKc) block into panels of kMr = 6 rows, both as bf16 pairs along K (odd K padded with a
-//   zero); a 6×64 register tile (24 zmm accumulators) walks the pairs. Packing buffers live per thread.
+//   (kMc × kKc) block into panels of kMr = 6 rows (row by row when untransposed, pair by pair when
+//   transposed), both as bf16 pairs along K (odd K padded with a zero); a 6×64 register tile (24 zmm
+//   accumulators) walks the pairs. Packing buffers live per thread.
 // - portable: plain C++ doing the same arithmetic in the same order (so the same results), one
 //   element at a time; slower than plain fp32, and says so once.
 //

@@ -3,7 +3,11 @@
 // with the achieved GFLOP/s and the process's peak resident memory.
 //
 //   bench_model [--model cct_2_3x2_32] [--batch 128] [--threads 2] [--iters 10] [--warmup 2]
-//               [--budget-s S] [--mode both|train|infer]
+//               [--budget-s S] [--mode both|train|infer] [--precision fp32|bf16]
+//
+// --precision bf16 runs the float products (linear, convolutions, attention products, forward and
+// backward) with bf16 operands and fp32 accumulation (cct::set_default_precision); weights, gradients
+// and AdamW state stay fp32. Without AVX512_BF16 it runs a portable path that is slower than fp32.
 //
 // --budget-s S stops timing a phase once its timed runs add up to S seconds (at least one is timed),
 // which keeps long steps affordable in a side-by-side run (see time_runs).
@@ -103,7 +107,7 @@ std::string phase_json(int64_t batch, double flops_per_image, const Timing& t) {
 [[noreturn]] void usage(const char* program) {
   std::fprintf(stderr,
                "usage: %s [--model NAME] [--batch B] [--threads T] [--iters N] [--warmup W] [--budget-s S] "
-               "[--mode both|train|infer]\n",
+               "[--mode both|train|infer] [--precision fp32|bf16]\n",
                program);
   std::exit(2);
 }
@@ -116,6 +120,7 @@ int main(int argc, char** argv) {
   int threads = 2, iters = 10, warmup = 2;
   double budget = 0;
   std::string mode = "both";
+  cct::Precision precision = cct::Precision::kFP32;
   for (int i = 1; i < argc; i += 2) {
     const std::string key = argv[i];
     if (key == "--help" || key == "-h" || i + 1 >= argc) usage(argv[0]);
@@ -127,6 +132,7 @@ int main(int argc, char** argv) {
     else if (key == "--warmup") warmup = std::atoi(value.c_str());
     else if (key == "--budget-s") budget = std::atof(value.c_str());
     else if (key == "--mode") mode = value;
+    else if (key == "--precision" && (value == "fp32" || value == "bf16")) precision = cct::parse_precision(value);
     else usage(argv[0]);
   }
   if (batch < 1 || threads < 1 || iters < 1 || warmup < 0 || budget < 0 ||
@@ -135,6 +141,8 @@ int main(int argc, char** argv) {
 
   const double baseline_rss = peak_rss_mb();
   cct::set_num_threads(threads);
+  cct::set_default_precision(precision);
+  const bool bf16_fast = cct::kernels::bf16_fast_path_available();
   auto model = cct::models::create(model_name);
   const auto& config = model->config();
   const cct::models::ModelStats stats = cct::models::model_stats(*model);
@@ -147,9 +155,11 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < batch; ++i) labels(i) = gen.randint(config.num_classes);
 
   std::printf("cct %s: model %s (%.3f GMACs/image incl. attention), batch %lld, threads %d (OpenMP max %d), "
-              "up to %d iterations after %d warm-up\n",
+              "precision %s%s, up to %d iterations after %d warm-up\n",
               CCT_VERSION_STRING, model_name.c_str(), (stats.macs + stats.attention_macs) * 1e-9,
-              static_cast<long long>(batch), threads, cct::num_threads(), iters, warmup);
+              static_cast<long long>(batch), threads, cct::num_threads(), cct::precision_name(precision),
+              precision == cct::Precision::kBF16 ? (bf16_fast ? " (AVX512_BF16)" : " (portable path)") : "", iters,
+              warmup);
 
   Timing infer, train;
   double infer_rss = 0;
@@ -176,11 +186,13 @@ int main(int argc, char** argv) {
   }
   const double peak_rss = peak_rss_mb();
   std::printf("peak RSS %.0f MB (inference phase %.0f MB, at start %.0f MB)\n", peak_rss, infer_rss, baseline_rss);
-  std::printf("RESULT {\"impl\": \"cct\", \"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"iters\": %d, "
+  std::printf("RESULT {\"impl\": \"cct\", \"model\": \"%s\", \"precision\": \"%s\", \"bf16_fast_path\": %s, "
+              "\"batch\": %lld, \"threads\": %d, \"iters\": %d, "
               "\"warmup\": %d, \"macs_per_image\": %lld, \"attention_macs_per_image\": %lld, \"infer\": %s, "
               "\"train\": %s, \"peak_rss_mb\": %.1f, \"peak_rss_infer_mb\": %.1f, \"baseline_rss_mb\": %.1f, "
               "\"cpu_s\": %.2f}\n",
-              model_name.c_str(), static_cast<long long>(batch), threads, iters, warmup,
+              model_name.c_str(), cct::precision_name(precision), bf16_fast ? "true" : "false",
+              static_cast<long long>(batch), threads, iters, warmup,
               static_cast<long long>(stats.macs), static_cast<long long>(stats.attention_macs),
               phase_json(batch, forward_flops, infer).c_str(), phase_json(batch, train_flops, train).c_str(), peak_rss,
               infer_rss, baseline_rss, cpu_seconds());

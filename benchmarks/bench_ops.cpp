@@ -11,8 +11,13 @@
 // counts the products the backward pass computes as well). Memory-bound ops (layer_norm, softmax,
 // GELU, max-pool) report GB/s of the minimum traffic: each input tensor read once and each output
 // written once (forward: x in, y out; backward: the saved tensor and the incoming gradient in, the
-// input's gradient out). Two probes give the ceilings to compare with: the FMA peak of the cores
-// (independent vector multiply-adds, no memory) and a streaming copy (memory bandwidth).
+// input's gradient out). Three probes give the ceilings to compare with: the fp32 FMA peak of the cores
+// (independent vector multiply-adds, no memory), the bf16 peak (independent `vdpbf16ps`, bf16 pairs into
+// fp32 accumulators, 64 FLOPs each; only where the CPU has AVX512_BF16) and a streaming copy (memory
+// bandwidth). Every GFLOP/s row also says what fraction of both peaks it reaches, at its thread count.
+//
+// Where the CPU has AVX512_BF16, every compute-bound row is followed by a "bf16" twin: the same op under
+// cct::PrecisionGuard(kBF16) (bf16 operands, fp32 accumulation), with the same FLOP count.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -88,10 +93,20 @@ struct Case {
   std::function<void()> fn;
 };
 
-void report(const Case& c, int threads, const Timing& t) {
+// The fp32 and bf16 peaks (GFLOP/s) measured at one thread count; 0 where not measured.
+struct Peaks {
+  double fp32 = 0, bf16 = 0;
+};
+
+void report(const Case& c, int threads, const Timing& t, const Peaks& peaks) {
   const double rate = c.work / t.median * 1e-9, best = c.work / t.min * 1e-9;
-  std::printf("%-58s threads=%d  median %9.3f ms (min %9.3f)  %8.1f %s (best %8.1f)\n", c.label.c_str(), threads,
+  std::printf("%-66s threads=%d  median %9.3f ms (min %9.3f)  %8.1f %s (best %8.1f)", c.label.c_str(), threads,
               1e3 * t.median, 1e3 * t.min, rate, c.unit == Unit::kGflops ? "GFLOP/s" : "GB/s  ", best);
+  if (c.unit == Unit::kGflops && c.label.rfind("peak:", 0) != 0) {
+    if (peaks.fp32 > 0) std::printf("  %5.1f%% of fp32 peak", 100 * rate / peaks.fp32);
+    if (peaks.bf16 > 0) std::printf("  %5.1f%% of bf16 peak", 100 * rate / peaks.bf16);
+  }
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -131,6 +146,23 @@ float fma_probe(int64_t iterations) {
 #endif
 }
 
+// The bf16 ceiling: 16 independent `vdpbf16ps` chains (each 16 lanes × 2 pairs × multiply and add = 64
+// FLOPs per instruction). Compiled for AVX512_BF16 by attribute, called only where CPUID has it.
+#if CCT_HAVE_BF16_KERNEL
+CCT_TARGET_AVX512_BF16 float dpbf16_probe(int64_t iterations) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33d633d6);  // 1, 1e-7
+  for (int64_t it = 0; it < iterations; ++it)
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  float sum = 0;
+  for (int i = 0; i < 16; ++i) sum += _mm512_reduce_add_ps(acc[i]);
+  return sum;
+}
+#else
+float dpbf16_probe(int64_t) { return 0.0f; }
+#endif
+
 constexpr int fma_lanes() {
 #if defined(__AVX512F__)
   return 16;
@@ -142,6 +174,8 @@ constexpr int fma_lanes() {
 }
 
 // ---- the cases -------------------------------------------------------------------------------------
+
+constexpr int64_t kBf16PeakIterations = 4'000'000;
 
 struct EncoderShape {
   const char* model;
@@ -166,6 +200,15 @@ std::vector<Case> make_cases(int64_t batch, cct::Generator& gen) {
                      }});
     // Work depends on the thread count: filled in by main.
     cases.back().work = -static_cast<double>(kIterations) * 16 * fma_lanes() * 2;
+  }
+  if (cct::kernels::cpu_has_avx512_bf16()) {
+    auto sink = std::make_shared<std::vector<float>>(64);
+    cases.push_back({"peak: vdpbf16ps (bf16 pairs -> fp32), 512-bit, per thread", Unit::kGflops, 0.0, [sink] {
+                       cct::parallel_for(0, cct::num_threads(), 1, [&](int64_t begin, int64_t end) {
+                         for (int64_t t = begin; t < end; ++t) (*sink)[t % 64] += dpbf16_probe(kBf16PeakIterations);
+                       });
+                     }});
+    cases.back().work = -static_cast<double>(kBf16PeakIterations) * 16 * 64;
   }
   {
     const int64_t elements = int64_t(1) << 25;  // 128 MiB each way, far beyond the caches
@@ -320,21 +363,57 @@ std::vector<Case> make_cases(int64_t batch, cct::Generator& gen) {
   return cases;
 }
 
+// Each compute-bound case followed by its bf16 twin (same op and FLOPs, under a bf16 PrecisionGuard),
+// where the CPU runs bf16 fast; elsewhere bf16 would be slower than fp32 and is not shown.
+std::vector<Case> with_bf16_twins(const std::vector<Case>& cases) {
+  if (!cct::kernels::cpu_has_avx512_bf16()) return cases;
+  std::vector<Case> out;
+  for (const Case& c : cases) {
+    out.push_back(c);
+    if (c.unit != Unit::kGflops || c.label.rfind("peak:", 0) == 0) continue;
+    out.push_back({"bf16 " + c.label, c.unit, c.work, [fn = c.fn] {
+                     cct::PrecisionGuard bf16(cct::Precision::kBF16);
+                     fn();
+                   }});
+  }
+  return out;
+}
+
+// The two compute ceilings at the current thread count (median of `runs`).
+Peaks measure_peaks(const std::vector<Case>& cases, int threads, int runs) {
+  Peaks peaks;
+  for (const Case& c : cases) {
+    const bool fp32 = c.label.rfind("peak: vector FMA", 0) == 0, bf16 = c.label.rfind("peak: vdpbf16ps", 0) == 0;
+    if (!fp32 && !bf16) continue;
+    const double rate = -c.work * threads / time_runs(runs, c.fn).median * 1e-9;
+    (fp32 ? peaks.fp32 : peaks.bf16) = rate;
+  }
+  return peaks;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options options = parse(argc, argv);
   cct::Generator gen(7);
-  const std::vector<Case> cases = make_cases(options.batch, gen);
-  std::printf("cct %s bench_ops, float32, batch %lld, %d timed runs after one warm-up, %d hardware threads\n",
-              CCT_VERSION_STRING, static_cast<long long>(options.batch), options.runs, cct::num_threads());
+  const std::vector<Case> cases = with_bf16_twins(make_cases(options.batch, gen));
+  std::printf("cct %s bench_ops, float32 (bf16 rows: bf16 operands, fp32 accumulation; AVX512_BF16 %s), batch %lld, "
+              "%d timed runs after one warm-up, %d hardware threads\n",
+              CCT_VERSION_STRING, cct::kernels::cpu_has_avx512_bf16() ? "yes" : "no: no bf16 rows",
+              static_cast<long long>(options.batch), options.runs, cct::num_threads());
+  std::vector<Peaks> peaks;
+  for (int threads : options.thread_counts) {
+    cct::set_num_threads(threads);
+    peaks.push_back(measure_peaks(cases, threads, options.runs));
+  }
   for (const Case& c : cases) {
     if (!options.filter.empty() && c.label.find(options.filter) == std::string::npos) continue;
-    for (int threads : options.thread_counts) {
+    for (size_t t = 0; t < options.thread_counts.size(); ++t) {
+      const int threads = options.thread_counts[t];
       cct::set_num_threads(threads);
       Case scaled = c;
-      if (scaled.work < 0) scaled.work = -scaled.work * threads;  // per-thread work (the FMA probe)
-      report(scaled, threads, time_runs(options.runs, scaled.fn));
+      if (scaled.work < 0) scaled.work = -scaled.work * threads;  // per-thread work (the peak probes)
+      report(scaled, threads, time_runs(options.runs, scaled.fn), peaks[t]);
     }
   }
   return 0;

@@ -3,8 +3,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include <cct/autograd/gradcheck.hpp>
 #include <cct/core/tensor.hpp>
+#include <cct/ops/kernels/gemm_bf16.hpp>
 
 namespace cct::testing {
 
@@ -20,6 +25,51 @@ inline Tensor<double> random_leaf(const Shape& shape, uint64_t seed, double low 
 inline Tensor<double> random_constant(const Shape& shape, uint64_t seed, double low = -1.0, double high = 1.0) {
   Generator gen(seed);
   return Tensor<double>::uniform(shape, low, high, gen);
+}
+
+// A copy of x with every element rounded to bf16: fp32 products of such copies are what bf16 computes.
+inline Tensor<float> rounded_to_bf16(const Tensor<float>& x) {
+  Tensor<float> out = x.detach().clone();
+  for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] = kernels::round_to_bf16(out.data()[i]);
+  return out;
+}
+
+// Largest |a − b| over two tensors with the same number of elements.
+inline double max_difference(const Tensor<float>& a, const Tensor<float>& b) {
+  double worst = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    worst = std::max(worst, std::abs(static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i])));
+  return worst;
+}
+
+// Output and input gradients of op(inputs as fresh leaves) for upstream gradient g.
+template <typename Op>
+std::vector<Tensor<float>> forward_backward(const std::vector<Tensor<float>>& inputs, const Tensor<float>& g, Op op) {
+  std::vector<Tensor<float>> leaves;
+  for (const auto& input : inputs) leaves.push_back(input.detach().clone().requires_grad_());
+  Tensor<float> out = op(leaves);
+  out.backward(g);
+  std::vector<Tensor<float>> results{out.detach()};
+  for (const auto& leaf : leaves) results.push_back(leaf.grad());
+  return results;
+}
+
+// The same, with the forward run under a bf16 PrecisionGuard and the backward after the guard's scope
+// (it must keep its forward's precision).
+template <typename Op>
+std::vector<Tensor<float>> forward_backward_bf16(const std::vector<Tensor<float>>& inputs, const Tensor<float>& g,
+                                                 Op op) {
+  std::vector<Tensor<float>> leaves;
+  for (const auto& input : inputs) leaves.push_back(input.detach().clone().requires_grad_());
+  Tensor<float> out;
+  {
+    PrecisionGuard guard(Precision::kBF16);
+    out = op(leaves);
+  }
+  out.backward(g);
+  std::vector<Tensor<float>> results{out.detach()};
+  for (const auto& leaf : leaves) results.push_back(leaf.grad());
+  return results;
 }
 
 // Fails the current test with gradcheck's message when autograd and finite differences disagree.

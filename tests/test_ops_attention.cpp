@@ -18,6 +18,10 @@ using cct::AttentionOptions;
 using cct::Shape;
 using cct::Tensor;
 using cct::testing::check_gradients;
+using cct::testing::forward_backward;
+using cct::testing::forward_backward_bf16;
+using cct::testing::max_difference;
+using cct::testing::rounded_to_bf16;
 using cct::testing::random_leaf;
 using Inputs = std::vector<Tensor<double>>;
 using Mask = Tensor<uint8_t>;
@@ -332,4 +336,38 @@ TEST_CASE("inference attention (no graph, no probabilities kept) equals the reco
       for (int64_t j = 0; j < N; ++j)
         for (int64_t c = 0; c < D; ++c) REQUIRE(inferred(2, j, c) == 0.0f);
   }
+}
+
+TEST_CASE("multi_head_attention under bf16 stays close to fp32, and double ignores the setting", "[ops][attention][bf16]") {
+  // q·kᵀ and P·v (and the four backward products) take bf16 operands; softmax stays fp32. P itself is
+  // rounded inside, so there is no fp32 emulation: outputs and gradients must stay within a bf16-sized
+  // distance of fp32 (each product's operands carry relative error ≤ 2^-8; 0.05 absolute covers sums of
+  // up to 16 terms of size ≤ 1 with margin) and must differ from fp32 (the products really are bf16).
+  cct::Generator gen(41);
+  const int64_t B = 2, N = 37, D = 32;
+  const auto qkv = Tensor<float>::uniform({B, N, 3 * D}, -1, 1, gen), g = Tensor<float>::uniform({B, N, D}, -1, 1, gen);
+  AttentionOptions options;
+  options.num_heads = 2;
+  auto op = [&](const std::vector<Tensor<float>>& in) { return cct::multi_head_attention(in[0], options); };
+  const auto bf16 = forward_backward_bf16({qkv}, g, op);
+  const auto fp32 = forward_backward({qkv}, g, op);
+  for (size_t t = 0; t < 2; ++t) {
+    INFO("tensor " << t << " (output, ∂qkv)");
+    const double difference = max_difference(bf16[t], fp32[t]);
+    CHECK(difference < 0.05);
+    CHECK(difference > 1e-4);
+  }
+
+  const auto fn = [](const Inputs& in) {
+    AttentionOptions two_heads;
+    two_heads.num_heads = 2;
+    return cct::multi_head_attention(in[0], two_heads);
+  };
+  const Inputs inputs{random_leaf({2, 3, 12}, 12)};
+  const cct::GradcheckResult plain = cct::gradcheck(fn, inputs);
+  cct::PrecisionGuard guard(cct::Precision::kBF16);
+  const cct::GradcheckResult guarded = cct::gradcheck(fn, inputs);
+  REQUIRE(plain.passed);
+  REQUIRE(guarded.max_abs_error == plain.max_abs_error);
+  REQUIRE(guarded.message == plain.message);
 }

@@ -14,6 +14,10 @@ using cct::Conv2dParams;
 using cct::Shape;
 using cct::Tensor;
 using cct::testing::check_gradients;
+using cct::testing::forward_backward;
+using cct::testing::forward_backward_bf16;
+using cct::testing::max_difference;
+using cct::testing::rounded_to_bf16;
 using cct::testing::random_constant;
 using cct::testing::random_leaf;
 using Inputs = std::vector<Tensor<double>>;
@@ -463,4 +467,33 @@ TEST_CASE("gradients of max_pool2d and max_pool1d match finite differences", "[o
   check_gradients(
       [](const Inputs& in) { return cct::max_pool2d(cct::conv2d(in[0], in[1], Tensor<double>(), 1, 1), 3, 2, 1); },
       {distinct_leaf({2, 2, 5, 5}, 8), random_leaf({3, 2, 3, 3}, 9)});
+}
+
+TEST_CASE("conv2d under bf16 computes its GEMMs on bf16 operands, backward included", "[ops][conv][bf16]") {
+  // Every im2col GEMM (forward, ∂x, ∂W) multiplies bf16-rounded operands: the results equal fp32 on
+  // rounded inputs and a rounded upstream gradient up to fp32 summation order (1e-4; bf16's own error
+  // here is near 1e-2, which the second check demands). The bias gradient is an fp32 reduction.
+  cct::Generator gen(31);
+  const auto x = Tensor<float>::uniform({3, 3, 9, 9}, -1, 1, gen), w = Tensor<float>::uniform({8, 3, 3, 3}, -1, 1, gen);
+  const auto bias = Tensor<float>::uniform({8}, -1, 1, gen), g = Tensor<float>::uniform({3, 8, 9, 9}, -1, 1, gen);
+  auto op = [](const std::vector<Tensor<float>>& in) { return cct::conv2d(in[0], in[1], in[2], 1, 1); };
+  const auto bf16 = forward_backward_bf16({x, w, bias}, g, op);
+  const auto emulated = forward_backward({rounded_to_bf16(x), rounded_to_bf16(w), bias}, rounded_to_bf16(g), op);
+  const auto fp32 = forward_backward({x, w, bias}, g, op);
+  for (size_t t = 0; t < 3; ++t) {
+    INFO("tensor " << t << " (output, ∂x, ∂W)");
+    CCT_REQUIRE_CLOSE(bf16[t], emulated[t], 1e-4);
+    CHECK(max_difference(bf16[t], fp32[t]) > 1e-3);
+  }
+  REQUIRE(bf16[3].to_vector() == fp32[3].to_vector());
+
+  // Double convolutions, gradient checks included, ignore the setting.
+  const auto fn = [](const Inputs& in) { return cct::conv2d(in[0], in[1], in[2], Conv2dParams{2, 1, 1, 0}); };
+  const Inputs inputs{random_leaf({2, 2, 7, 5}, 9), random_leaf({3, 2, 3, 2}, 10), random_leaf({3}, 11)};
+  const cct::GradcheckResult plain = cct::gradcheck(fn, inputs);
+  cct::PrecisionGuard guard(cct::Precision::kBF16);
+  const cct::GradcheckResult guarded = cct::gradcheck(fn, inputs);
+  REQUIRE(plain.passed);
+  REQUIRE(guarded.max_abs_error == plain.max_abs_error);
+  REQUIRE(guarded.message == plain.message);
 }

@@ -1,8 +1,17 @@
 // Matrix products: matmul (plain, batched, shared b, every transpose combination) and linear.
+#include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include <cct/autograd/gradcheck.hpp>
+#include <cct/core/precision.hpp>
+#include <cct/ops/kernels/gemm_bf16.hpp>
 #include <cct/ops/matmul.hpp>
 
 #include "test_helpers.hpp"
@@ -10,6 +19,10 @@
 using cct::Shape;
 using cct::Tensor;
 using cct::testing::check_gradients;
+using cct::testing::forward_backward;
+using cct::testing::forward_backward_bf16;
+using cct::testing::max_difference;
+using cct::testing::rounded_to_bf16;
 using cct::testing::random_constant;
 using cct::testing::random_leaf;
 using Inputs = std::vector<Tensor<double>>;
@@ -369,4 +382,382 @@ TEST_CASE("matmul and linear reject mismatched shapes with clear messages", "[op
                           Catch::Contains("(8,)"));
   REQUIRE_THROWS_WITH(cct::linear(x, Tensor<float>::ones({6})), Catch::Contains("linear") &&
                                                                    Catch::Contains("(out, in)"));
+}
+
+// ---- bf16 GEMM kernel (ops/kernels/gemm_bf16.hpp) ---------------------------------------------------
+//
+// Tolerances. bf16 keeps 8 significant bits, so rounding one operand costs a relative error of at most
+// u = 2^-8, and an exact product of two rounded operands is off by at most 2u + u² relative:
+//   |C − C_exact| ≤ |alpha|·Σ_k |a_k||b_k|·(2^-7 + 2^-16) + fp32 slack,
+// the fp32 slack being what summing K exact products (and applying alpha and beta) in fp32 may add:
+// (K + 4)·2^-24 relative to |alpha|·Σ|a||b| + |beta·c|. The fast and the portable paths form the same
+// exact products and sum them in the same order, so they agree bit for bit (tolerance 0).
+
+namespace {
+
+// Forces the portable bf16 path for a scope (or lets the fast one run), restoring the setting after.
+struct ForcePortableBf16 {
+  bool saved = cct::kernels::detail::force_portable_bf16_flag().load();
+  explicit ForcePortableBf16(bool forced) { cct::kernels::force_portable_bf16(forced); }
+  ~ForcePortableBf16() { cct::kernels::force_portable_bf16(saved); }
+};
+
+// A strided row-major float operand with its op() dims, filled with uniform values in [-1, 1).
+struct GemmOperandData {
+  int64_t rows, cols, ld;
+  std::vector<float> values;
+  GemmOperandData(int64_t op_rows, int64_t op_cols, bool transposed, uint64_t seed)
+      : rows(transposed ? op_cols : op_rows), cols(transposed ? op_rows : op_cols), ld(cols + 3) {
+    cct::Generator gen(seed);
+    auto t = Tensor<float>::uniform({std::max<int64_t>(1, rows * ld)}, -1, 1, gen);
+    values = t.to_vector();
+  }
+  double at(bool transposed, int64_t r, int64_t c) const {  // element (r, c) of op(X)
+    return transposed ? values[c * ld + r] : values[r * ld + c];
+  }
+};
+
+struct Bf16Case {
+  int64_t M, N, K;
+  bool trans_a, trans_b;
+  float alpha, beta;
+};
+
+std::string describe(const Bf16Case& c) {
+  return cct::detail::concat("M=", c.M, " N=", c.N, " K=", c.K, " trans_a=", c.trans_a, " trans_b=", c.trans_b,
+                             " alpha=", c.alpha, " beta=", c.beta);
+}
+
+// Runs gemm_bf16 on one case; returns C (M × (N + 2) with a stride, the padding must stay untouched).
+std::vector<float> run_bf16_case(const Bf16Case& c, const GemmOperandData& a, const GemmOperandData& b,
+                                 const std::vector<float>& c_initial) {
+  std::vector<float> out = c_initial;
+  cct::kernels::gemm_bf16(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a.values.data(), a.ld, b.values.data(), b.ld,
+                          c.beta, out.data(), c.N + 2);
+  return out;
+}
+
+const Bf16Case kBf16Cases[] = {
+    {1, 1, 1, false, false, 1, 0},      {2, 3, 2, true, false, 1, 0},       {7, 17, 3, false, true, 0.75f, 0.5f},
+    {13, 64, 31, true, true, -2, 1},    {5, 65, 33, false, false, 1, 1},    {70, 100, 65, true, false, 0.5f, -1},
+    {6, 16, 513, false, true, 1, 0},    {19, 130, 1025, true, true, 1, 0.25f}, {200, 1, 7, false, false, 1, 0},
+    {1, 300, 40, false, true, 1, 0},    {97, 129, 128, false, false, 1, 0},  {12, 48, 1, true, false, 3, 2},
+};
+
+}  // namespace
+
+TEST_CASE("round_to_bf16 rounds to nearest even at 8 significant bits", "[ops][matmul][bf16]") {
+  using cct::kernels::round_to_bf16;
+  const float one = 1.0f, ulp = std::ldexp(1.0f, -7);  // bf16 spacing just above 1
+  REQUIRE(round_to_bf16(one) == one);
+  REQUIRE(round_to_bf16(one + ulp) == one + ulp);
+  REQUIRE(round_to_bf16(one + ulp / 2) == one);                  // tie: down to the even neighbour
+  REQUIRE(round_to_bf16(one + 3 * ulp / 2) == one + 2 * ulp);    // tie: up to the even neighbour
+  REQUIRE(round_to_bf16(one + ulp / 2 + std::ldexp(1.0f, -20)) == one + ulp);  // above the tie: up
+  REQUIRE(round_to_bf16(-(one + ulp / 4)) == -one);
+  REQUIRE(std::isinf(round_to_bf16(std::numeric_limits<float>::max())));  // beyond bf16's largest finite value
+  REQUIRE(std::isinf(round_to_bf16(std::numeric_limits<float>::infinity())));
+  REQUIRE(std::isnan(round_to_bf16(std::numeric_limits<float>::quiet_NaN())));
+  // Below 2^-126 values become ±0, as AVX512_BF16's conversion treats denormals; 2^-126 itself stays.
+  REQUIRE(round_to_bf16(std::numeric_limits<float>::min()) == std::numeric_limits<float>::min());
+  REQUIRE(round_to_bf16(std::numeric_limits<float>::denorm_min()) == 0.0f);
+  REQUIRE(std::signbit(round_to_bf16(-std::numeric_limits<float>::denorm_min())));
+  // A NaN whose payload lies only in the low 16 bits must not be truncated into infinity.
+  uint32_t low_payload_nan_bits = 0x7f800001u;
+  float low_payload_nan;
+  std::memcpy(&low_payload_nan, &low_payload_nan_bits, sizeof low_payload_nan);
+  REQUIRE(std::isnan(round_to_bf16(low_payload_nan)));
+}
+
+TEST_CASE("bf16 gemm matches a double reference within bf16 rounding, on both paths", "[ops][matmul][bf16]") {
+  const bool fast_available = cct::kernels::cpu_has_avx512_bf16();
+  if (!fast_available) WARN("this CPU has no AVX512_BF16: only the portable bf16 path is tested");
+  uint64_t seed = 500;
+  for (const bool portable : kFlags) {
+    if (!portable && !fast_available) continue;
+    ForcePortableBf16 force(portable);
+    for (const Bf16Case& c : kBf16Cases) {
+      INFO((portable ? "portable: " : "fast: ") << describe(c));
+      const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+      cct::Generator gen(++seed);
+      const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+      const std::vector<float> out = run_bf16_case(c, a, b, c_initial);
+      double worst_ratio = 0;
+      for (int64_t i = 0; i < c.M; ++i) {
+        for (int64_t j = 0; j < c.N; ++j) {
+          double exact = 0, magnitude = 0;
+          for (int64_t k = 0; k < c.K; ++k) {
+            exact += a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j);
+            magnitude += std::fabs(a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j));
+          }
+          const double old_c = c_initial[i * (c.N + 2) + j];
+          const double expected = c.alpha * exact + c.beta * old_c;
+          const double scaled = std::fabs(c.alpha) * magnitude;
+          const double fp32_slack = (c.K + 4) * std::ldexp(1.0, -24) * (scaled + std::fabs(c.beta * old_c));
+          const double tolerance = scaled * (std::ldexp(1.0, -7) + std::ldexp(1.0, -16)) + fp32_slack + 1e-30;
+          const double error = std::fabs(out[i * (c.N + 2) + j] - expected);
+          worst_ratio = std::max(worst_ratio, error / tolerance);
+        }
+        for (int64_t j = c.N; j < c.N + 2; ++j) REQUIRE(out[i * (c.N + 2) + j] == c_initial[i * (c.N + 2) + j]);
+      }
+      INFO("worst error / tolerance = " << worst_ratio);
+      REQUIRE(worst_ratio <= 1.0);
+    }
+  }
+}
+
+TEST_CASE("bf16 gemm really rounds its operands", "[ops][matmul][bf16]") {
+  // 1 + 2^-10 is not a bf16 value: it rounds to 1, so (1 + 2^-10)·1 comes out as exactly 1 (fp32 would
+  // keep the 2^-10), on either path.
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    const float a = 1.0f + std::ldexp(1.0f, -10), b = 1.0f;
+    float c = 0;
+    cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);
+    REQUIRE(c == 1.0f);
+    // beta = 0 ignores whatever C held, NaN included; beta = 1 adds onto it.
+    c = std::numeric_limits<float>::quiet_NaN();
+    cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &b, 1, &b, 1, 0.0f, &c, 1);
+    REQUIRE(c == 1.0f);
+    cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &b, 1, &b, 1, 1.0f, &c, 1);
+    REQUIRE(c == 2.0f);
+  }
+}
+
+TEST_CASE("bf16 gemm: the fast path and the portable path agree bit for bit", "[ops][matmul][bf16]") {
+  if (!cct::kernels::cpu_has_avx512_bf16()) {
+    WARN("this CPU has no AVX512_BF16: there is no fast path to compare");
+    return;
+  }
+  uint64_t seed = 900;
+  for (const Bf16Case& c : kBf16Cases) {
+    INFO(describe(c));
+    const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+    cct::Generator gen(++seed);
+    const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+    std::vector<float> fast, portable;
+    {
+      ForcePortableBf16 force(false);
+      fast = run_bf16_case(c, a, b, c_initial);
+    }
+    {
+      ForcePortableBf16 force(true);
+      portable = run_bf16_case(c, a, b, c_initial);
+    }
+    REQUIRE(fast == portable);
+  }
+}
+
+TEST_CASE("bf16 gemm results do not depend on the thread count", "[ops][matmul][bf16][threads]") {
+  ThreadCountGuard guard;
+  // Tall (rows split across threads) and short wide (columns split), both with two depth blocks.
+  const Bf16Case cases[] = {{300, 200, 600, false, true, 1, 0}, {70, 700, 530, true, false, 0.5f, 1}};
+  uint64_t seed = 1300;
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    for (const Bf16Case& c : cases) {
+      INFO((portable ? "portable: " : "fast: ") << describe(c));
+      const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+      cct::Generator gen(++seed);
+      const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+      cct::set_num_threads(1);
+      const std::vector<float> serial = run_bf16_case(c, a, b, c_initial);
+      cct::set_num_threads(2);
+      const std::vector<float> parallel = run_bf16_case(c, a, b, c_initial);
+      REQUIRE(parallel == serial);  // bit for bit
+    }
+  }
+}
+
+// ---- the precision setting (core/precision.hpp) in matmul and linear ----------------------------------
+
+TEST_CASE("PrecisionGuard: scoped, nested, per thread, over a process-wide default", "[ops][bf16][precision]") {
+  using cct::Precision;
+  REQUIRE(cct::current_precision() == Precision::kFP32);
+  {
+    cct::PrecisionGuard bf16(Precision::kBF16);
+    REQUIRE(cct::current_precision() == Precision::kBF16);
+    {
+      cct::PrecisionGuard fp32(Precision::kFP32);
+      REQUIRE(cct::current_precision() == Precision::kFP32);
+    }
+    REQUIRE(cct::current_precision() == Precision::kBF16);
+    // Another thread sees the default, not this thread's guard.
+    Precision seen = Precision::kBF16;
+    std::thread([&] { seen = cct::current_precision(); }).join();
+    REQUIRE(seen == Precision::kFP32);
+  }
+  REQUIRE(cct::current_precision() == Precision::kFP32);
+  cct::set_default_precision(Precision::kBF16);
+  REQUIRE(cct::current_precision() == Precision::kBF16);
+  Precision seen = Precision::kFP32;
+  std::thread([&] { seen = cct::current_precision(); }).join();
+  REQUIRE(seen == Precision::kBF16);
+  {
+    cct::PrecisionGuard fp32(Precision::kFP32);
+    REQUIRE(cct::current_precision() == Precision::kFP32);
+  }
+  cct::set_default_precision(Precision::kFP32);
+  REQUIRE(cct::current_precision() == Precision::kFP32);
+  REQUIRE(cct::parse_precision("bf16") == Precision::kBF16);
+  REQUIRE(cct::parse_precision("fp32") == Precision::kFP32);
+  REQUIRE(std::string(cct::precision_name(Precision::kBF16)) == "bf16");
+  REQUIRE_THROWS_AS(cct::parse_precision("fp16"), cct::Error);
+}
+
+TEST_CASE("matmul and linear under bf16 compute on bf16 operands, backward included", "[ops][matmul][linear][bf16]") {
+  // Under the guard every product (forward, ∂a, ∂b) multiplies bf16-rounded operands, so it equals the
+  // fp32 computation on rounded inputs and a rounded upstream gradient, up to fp32 summation order
+  // (tolerance 1e-4, against bf16's own error of about 1e-2 here, which the last check demands).
+  // The backward runs after the guard's scope has ended: it keeps the precision of its forward.
+  cct::Generator gen(77);
+  struct MatmulCase {
+    Shape a, b;
+    bool transpose_a, transpose_b;
+  };
+  const MatmulCase cases[] = {{{40, 70}, {70, 50}, false, false},
+                              {{3, 70, 40}, {3, 50, 70}, true, true},
+                              {{4, 33, 70}, {70, 50}, false, false},   // shared b folded into the rows
+                              {{4, 70, 33}, {50, 70}, true, true}};    // shared b summed over the batch
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    for (const MatmulCase& c : cases) {
+      INFO((portable ? "portable: " : "fast: ") << "a " << cct::shape_str(c.a) << " b " << cct::shape_str(c.b));
+      const auto a = Tensor<float>::uniform(c.a, -1, 1, gen), b = Tensor<float>::uniform(c.b, -1, 1, gen);
+      auto op = [&](const std::vector<Tensor<float>>& in) { return cct::matmul(in[0], in[1], c.transpose_a, c.transpose_b); };
+      const Tensor<float> probe = cct::matmul(a, b, c.transpose_a, c.transpose_b);
+      const auto g = Tensor<float>::uniform(probe.shape(), -1, 1, gen);
+      const auto bf16 = forward_backward_bf16({a, b}, g, op);
+      const auto emulated = forward_backward({rounded_to_bf16(a), rounded_to_bf16(b)}, rounded_to_bf16(g), op);
+      const auto fp32 = forward_backward({a, b}, g, op);
+      for (size_t t = 0; t < 3; ++t) {
+        INFO("tensor " << t << " (output, ∂a, ∂b)");
+        CCT_REQUIRE_CLOSE(bf16[t], emulated[t], 1e-4);
+        CHECK(max_difference(bf16[t], fp32[t]) > 1e-3);  // really bf16, not fp32
+      }
+    }
+  }
+
+  // linear: x·Wᵀ + b with ∂x = g·W and ∂W = gᵀ·x in bf16; the bias and its gradient stay fp32.
+  const auto x = Tensor<float>::uniform({4, 33, 70}, -1, 1, gen), w = Tensor<float>::uniform({50, 70}, -1, 1, gen);
+  const auto bias = Tensor<float>::uniform({50}, -1, 1, gen), g = Tensor<float>::uniform({4, 33, 50}, -1, 1, gen);
+  auto op = [](const std::vector<Tensor<float>>& in) { return cct::linear(in[0], in[1], in[2]); };
+  const auto bf16 = forward_backward_bf16({x, w, bias}, g, op);
+  const auto emulated = forward_backward({rounded_to_bf16(x), rounded_to_bf16(w), bias}, rounded_to_bf16(g), op);
+  const auto fp32 = forward_backward({x, w, bias}, g, op);
+  for (size_t t = 0; t < 3; ++t) {
+    INFO("linear tensor " << t << " (output, ∂x, ∂W)");
+    CCT_REQUIRE_CLOSE(bf16[t], emulated[t], 1e-4);
+    CHECK(max_difference(bf16[t], fp32[t]) > 1e-3);
+  }
+  REQUIRE(bf16[3].to_vector() == fp32[3].to_vector());  // ∂b is a fp32 reduction of g, untouched
+}
+
+TEST_CASE("the precision setting never reaches double products or gradient checks", "[ops][matmul][linear][bf16]") {
+  auto a = random_leaf({3, 4, 5}, 1), b = random_leaf({5, 6}, 2);
+  auto x = random_leaf({2, 3, 5}, 3), w = random_leaf({4, 5}, 4), bias = random_leaf({4}, 5);
+  const cct::GradcheckFn fn = [](const Inputs& in) {
+    return cct::linear(cct::matmul(in[0], in[1]), in[2], in[3]);
+  };
+  const Inputs inputs{a, b, random_leaf({7, 6}, 6), random_leaf({7}, 7)};
+  const cct::GradcheckResult plain = cct::gradcheck(fn, inputs);
+  cct::GradcheckResult guarded;
+  Tensor<double> guarded_out;
+  {
+    cct::PrecisionGuard guard(cct::Precision::kBF16);
+    guarded = cct::gradcheck(fn, inputs);
+    guarded_out = cct::linear(x, w, bias);
+  }
+  REQUIRE(plain.passed);
+  REQUIRE(guarded.passed == plain.passed);
+  REQUIRE(guarded.max_abs_error == plain.max_abs_error);  // exactly: the same double arithmetic
+  REQUIRE(guarded.message == plain.message);
+  REQUIRE(guarded_out.to_vector() == cct::linear(x, w, bias).to_vector());
+}
+
+TEST_CASE("bf16 on the portable path says once that it is slower than fp32", "[ops][matmul][bf16]") {
+  ForcePortableBf16 force(true);
+  cct::kernels::detail::portable_bf16_notice_printed().store(false);
+  std::ostringstream captured;
+  std::streambuf* saved = std::cerr.rdbuf(captured.rdbuf());
+  cct::Generator gen(5);
+  const auto x = Tensor<float>::uniform({8, 20}, -1, 1, gen), w = Tensor<float>::uniform({12, 20}, -1, 1, gen);
+  Tensor<float> first, second, fp32 = cct::linear(x, w);
+  {
+    cct::PrecisionGuard guard(cct::Precision::kBF16);
+    first = cct::linear(x, w);
+    second = cct::linear(x, w);
+  }
+  std::cerr.rdbuf(saved);
+  const std::string text = captured.str();
+  INFO("stderr: " << text);
+  REQUIRE(text.find("slower than fp32") != std::string::npos);
+  REQUIRE(std::count(text.begin(), text.end(), '\n') == 1);
+  REQUIRE(first.to_vector() == second.to_vector());
+  CCT_REQUIRE_CLOSE(first, cct::linear(rounded_to_bf16(x), rounded_to_bf16(w)), 1e-5);
+  REQUIRE(max_difference(first, fp32) > 1e-4);
+}
+
+// ---- fp32 GEMM: the AVX-512 kernel builds without AVX-512 dispatch to (ops/kernels/gemm_fp32_avx512.hpp) ----
+
+TEST_CASE("fp32 gemm matches a double reference within fp32 rounding, whichever kernel runs", "[ops][matmul][gemm]") {
+  // Tolerance: summing K products in fp32 (and applying alpha and beta) is off by at most about
+  // (K + 4)·2^-24 relative to |alpha|·Σ|a||b| + |beta·c|, for any summation order.
+  INFO("AVX-512 kernel dispatched: " << cct::kernels::fp32_avx512_dispatch());
+  uint64_t seed = 2000;
+  for (const Bf16Case& c : kBf16Cases) {
+    INFO(describe(c));
+    const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+    cct::Generator gen(++seed);
+    const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+    std::vector<float> out = c_initial;
+    cct::kernels::gemm<float>(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a.values.data(), a.ld, b.values.data(),
+                              b.ld, c.beta, out.data(), c.N + 2);
+    double worst_ratio = 0;
+    for (int64_t i = 0; i < c.M; ++i) {
+      for (int64_t j = 0; j < c.N; ++j) {
+        double exact = 0, magnitude = 0;
+        for (int64_t k = 0; k < c.K; ++k) {
+          exact += a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j);
+          magnitude += std::fabs(a.at(c.trans_a, i, k) * b.at(c.trans_b, k, j));
+        }
+        const double old_c = c_initial[i * (c.N + 2) + j];
+        const double tolerance =
+            (c.K + 4) * std::ldexp(1.0, -24) * (std::fabs(c.alpha) * magnitude + std::fabs(c.beta * old_c)) + 1e-30;
+        worst_ratio = std::max(worst_ratio, std::fabs(out[i * (c.N + 2) + j] - (c.alpha * exact + c.beta * old_c)) / tolerance);
+      }
+      for (int64_t j = c.N; j < c.N + 2; ++j) REQUIRE(out[i * (c.N + 2) + j] == c_initial[i * (c.N + 2) + j]);
+    }
+    INFO("worst error / tolerance = " << worst_ratio);
+    REQUIRE(worst_ratio <= 1.0);
+  }
+}
+
+TEST_CASE("the dispatched fp32 AVX-512 kernel gives the same bits on any thread count", "[ops][matmul][gemm][threads]") {
+  if (!cct::kernels::fp32_avx512_dispatch()) {
+    WARN("this build (or CPU) multiplies floats with Eigen's kernel: nothing dispatched to compare");
+    return;
+  }
+  ThreadCountGuard guard;
+  const Bf16Case cases[] = {{300, 200, 600, false, true, 1, 0}, {70, 700, 530, true, false, 0.5f, 1}};
+  uint64_t seed = 2500;
+  for (const Bf16Case& c : cases) {
+    INFO(describe(c));
+    const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+    cct::Generator gen(++seed);
+    const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+    auto run = [&] {
+      std::vector<float> out = c_initial;
+      cct::kernels::gemm<float>(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a.values.data(), a.ld,
+                                b.values.data(), b.ld, c.beta, out.data(), c.N + 2);
+      return out;
+    };
+    cct::set_num_threads(1);
+    const std::vector<float> serial = run();
+    cct::set_num_threads(2);
+    REQUIRE(run() == serial);
+  }
 }

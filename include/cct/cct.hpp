@@ -5,6 +5,7 @@
 
 #include "core/generator.hpp"
 #include "core/parallel.hpp"
+#include "core/precision.hpp"
 #include "core/shape.hpp"
 #include "core/storage.hpp"
 #include "core/tensor.hpp"

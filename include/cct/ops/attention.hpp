@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "../autograd/node.hpp"
+#include "../core/precision.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_bf16.hpp"
 #include "kernels/vector_math.hpp"
 
 namespace cct {
@@ -67,6 +69,9 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   const int64_t hd = D / H, row = 3 * D;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
 
+  // q·kᵀ and P·v (and their backward products) follow the precision of the forward; softmax stays fp32.
+  const Precision precision = current_precision();
+
   detail::AttentionDropout drop;
   if (options.training && options.dropout > 0) {
     drop.p = options.dropout;
@@ -93,7 +98,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
       const T* v = q + 2 * D;
       T* P = keep_probabilities ? probabilities.data() + task * N * N : scores.data();
       // S = q kᵀ · scale, then a row softmax over the keys.
-      kernels::gemm_serial<T>(false, true, N, N, hd, scale, q, row, k, row, T(0), P, N);
+      kernels::gemm_serial<T>(precision, false, true, N, N, hd, scale, q, row, k, row, T(0), P, N);
       for (int64_t i = 0; i < N; ++i) {
         T* p_row = P + i * N;
         constexpr T minus_infinity = -std::numeric_limits<T>::infinity();
@@ -122,7 +127,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
         weights = dropped.data();
       }
       // o = weights · v, written into this head's columns of the output.
-      kernels::gemm_serial<T>(false, false, N, hd, N, T(1), weights, N, v, row, T(0), out.data() + b * N * D + h * hd, D);
+      kernels::gemm_serial<T>(precision, false, false, N, hd, N, T(1), weights, N, v, row, T(0), out.data() + b * N * D + h * hd, D);
     }
   });
   if (probabilities_out) *probabilities_out = probabilities.detach();
@@ -132,7 +137,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   // ∂q = ∂S k · scale;  ∂k = ∂Sᵀ q · scale.
   autograd::record<T>(
         "multi_head_attention", out, {qkv},
-        [qkv = qkv.detach(), probabilities, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
+        [qkv = qkv.detach(), probabilities, precision, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
           const int64_t row = 3 * D;
           Tensor<T> grad_qkv = Tensor<T>::empty(qkv.shape());
           parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
@@ -154,8 +159,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
                 for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * drop.factor<T>(offset + i);
                 weights = dropped.data();
               }
-              kernels::gemm_serial<T>(true, false, N, hd, N, T(1), weights, N, gb, D, T(0), dv, row);
-              kernels::gemm_serial<T>(false, true, N, N, hd, T(1), gb, D, v, row, T(0), dP.data(), N);
+              kernels::gemm_serial<T>(precision, true, false, N, hd, N, T(1), weights, N, gb, D, T(0), dv, row);
+              kernels::gemm_serial<T>(precision, false, true, N, N, hd, T(1), gb, D, v, row, T(0), dP.data(), N);
               for (int64_t i = 0; i < N; ++i) {
                 T* d_row = dP.data() + i * N;
                 const T* p_row = P + i * N;
@@ -165,8 +170,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
                 for (int64_t j = 0; j < N; ++j) dot += d_row[j] * p_row[j];
                 for (int64_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - dot);
               }
-              kernels::gemm_serial<T>(false, false, N, hd, N, scale, dP.data(), N, k, row, T(0), dq, row);
-              kernels::gemm_serial<T>(true, false, N, hd, N, scale, dP.data(), N, q, row, T(0), dk, row);
+              kernels::gemm_serial<T>(precision, false, false, N, hd, N, scale, dP.data(), N, k, row, T(0), dq, row);
+              kernels::gemm_serial<T>(precision, true, false, N, hd, N, scale, dP.data(), N, q, row, T(0), dk, row);
             }
           });
           return autograd::GradList<T>{grad_qkv};

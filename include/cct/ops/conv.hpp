@@ -20,7 +20,9 @@
 
 #include "../autograd/node.hpp"
 #include "../core/parallel.hpp"
+#include "../core/precision.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_bf16.hpp"
 #include "kernels/im2col.hpp"
 
 namespace cct {
@@ -50,6 +52,7 @@ template <typename T>
 Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                        int64_t batch, int64_t out_channels, const kernels::ConvGeometry& g, const Shape& out_shape) {
   Tensor<T> out = Tensor<T>::empty(out_shape);
+  const Precision precision = current_precision();  // of every GEMM here, backward included
   const int64_t patch = g.patch_size(), positions = g.out_positions(), image_size = g.image_size();
   const bool pointwise = g.is_pointwise();
   const T* px = x.data();
@@ -70,7 +73,7 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
       // Starting from the bias (beta = 1) saves the GEMM's own zeroing pass and a separate bias pass.
       if (pb)
         for (int64_t o = 0; o < out_channels; ++o) std::fill(y + o * positions, y + (o + 1) * positions, pb[o]);
-      kernels::gemm<T>(false, false, out_channels, positions, patch, T(1), pw, patch, image_cols, positions,
+      kernels::gemm<T>(precision, false, false, out_channels, positions, patch, T(1), pw, patch, image_cols, positions,
                        pb ? T(1) : T(0), y, positions);
     }
   });
@@ -78,7 +81,7 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
   if (!autograd::any_requires_grad<T>({&x, &weight, &bias})) return out;
   autograd::record<T>(
       op, out, {x, weight, bias},
-      [x = x.detach(), weight = weight.detach(), bias_shape = bias.defined() ? bias.shape() : Shape{}, batch,
+      [x = x.detach(), weight = weight.detach(), precision, bias_shape = bias.defined() ? bias.shape() : Shape{}, batch,
        out_channels, g](const Tensor<T>& grad_output, const autograd::NeedsGrad& needs) {
         const int64_t patch = g.patch_size(), positions = g.out_positions(), image_size = g.image_size();
         const bool pointwise = g.is_pointwise();
@@ -126,13 +129,13 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
                     kernels::im2col(image_cols, g, cols);
                     image_cols = cols;
                   }
-                  kernels::gemm<T>(false, true, out_channels, patch, positions, T(1), gn, positions, image_cols,
+                  kernels::gemm<T>(precision, false, true, out_channels, patch, positions, T(1), gn, positions, image_cols,
                                    positions, n == first ? T(0) : T(1), partials.data() + group * weight_size, patch);
                 }
                 if (need_x) {
                   T* gx = pgx + n * image_size;
                   T* target = pointwise ? gx : grad_cols;
-                  kernels::gemm<T>(true, false, patch, positions, out_channels, T(1), pw, patch, gn, positions, T(0),
+                  kernels::gemm<T>(precision, true, false, patch, positions, out_channels, T(1), pw, patch, gn, positions, T(0),
                                    target, positions);
                   if (!pointwise) {
                     std::fill(gx, gx + image_size, T(0));

@@ -4,7 +4,8 @@
 // Transposes are never materialised: every product, forward or backward, is one call pattern of
 // kernels::gemm / gemm_serial with the right transpose flags and leading dimensions. Whenever the
 // batch can be folded into the rows (or, for a gradient summed over the batch, into the reduction
-// dim) of a single GEMM, it is, because one large GEMM beats many small ones.
+// dim) of a single GEMM, it is, because one large GEMM beats many small ones. Float products follow
+// current_precision() (core/precision.hpp) as it was when the forward ran, backward products included.
 #pragma once
 
 #include <algorithm>
@@ -16,7 +17,9 @@
 #include "../core/parallel.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
+#include "../core/precision.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_bf16.hpp"
 
 namespace cct {
 
@@ -37,8 +40,9 @@ struct GemmOperand {
 //
 // Threads go across the batch (single-threaded GEMMs inside) when that splits evenly or the items are
 // too small to split on their own; a few large items run one after another, each parallel itself.
+// `precision` is the one the op recorded (bf16 applies to float only).
 template <typename T>
-void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, const GemmOperand<T>& a,
+void gemm_batched(Precision precision, int64_t batch, int64_t M, int64_t N, int64_t K, const GemmOperand<T>& a,
                   const GemmOperand<T>& b, T* c, bool sum_over_batch) {
   if (batch == 0) {
     if (sum_over_batch) std::fill(c, c + M * N, T(0));
@@ -48,9 +52,10 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, const GemmOper
     const T* a_item = a.data + i * a.batch_stride;
     const T* b_item = b.data + i * b.batch_stride;
     if (serial)
-      kernels::gemm_serial<T>(a.transposed, b.transposed, M, N, K, T(1), a_item, a.ld, b_item, b.ld, beta, c_item, N);
+      kernels::gemm_serial<T>(precision, a.transposed, b.transposed, M, N, K, T(1), a_item, a.ld, b_item, b.ld, beta,
+                              c_item, N);
     else
-      kernels::gemm<T>(a.transposed, b.transposed, M, N, K, T(1), a_item, a.ld, b_item, b.ld, beta, c_item, N);
+      kernels::gemm<T>(precision, a.transposed, b.transposed, M, N, K, T(1), a_item, a.ld, b_item, b.ld, beta, c_item, N);
   };
 
   const int threads = num_threads();
@@ -128,6 +133,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a = fals
                   detail::matmul_operands_str(sa, sb, transpose_a, transpose_b));
 
   const int64_t batch = shape_numel(batch_shape);
+  const Precision precision = current_precision();  // backward reuses it, wherever it runs
   Shape out_shape = batch_shape;
   out_shape.push_back(M);
   out_shape.push_back(N);
@@ -138,15 +144,15 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a = fals
   const detail::GemmOperand<T> b_op{b.data(), b_cols, transpose_b, b_item};
   if (shared_b && !transpose_a) {
     // Untransposed a items stacked on top of each other are one (batch·M)×K matrix.
-    detail::gemm_batched<T>(1, batch * M, N, K, a_op, b_op, out.data(), false);
+    detail::gemm_batched<T>(precision, 1, batch * M, N, K, a_op, b_op, out.data(), false);
   } else {
-    detail::gemm_batched<T>(batch, M, N, K, a_op, b_op, out.data(), false);
+    detail::gemm_batched<T>(precision, batch, M, N, K, a_op, b_op, out.data(), false);
   }
 
   if (autograd::any_requires_grad<T>({&a, &b}))
     autograd::record<T>(
         "matmul", out, {a, b},
-        [a = a.detach(), b = b.detach(), transpose_a, transpose_b, shared_b, batch, M, N, K, a_item, b_item, a_cols,
+        [a = a.detach(), b = b.detach(), precision, transpose_a, transpose_b, shared_b, batch, M, N, K, a_item, b_item, a_cols,
          b_cols](const Tensor<T>& g, const autograd::NeedsGrad& needs) {
           const detail::GemmOperand<T> g_plain{g.data(), N, false, M * N};
           const detail::GemmOperand<T> g_transposed{g.data(), N, true, M * N};
@@ -161,11 +167,11 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a = fals
             grad_a = Tensor<T>::empty(a.shape());
             if (!transpose_a) {
               // ∂a = g·op(b)ᵀ (M×K); with a shared b the batch folds into the rows.
-              if (shared_b) detail::gemm_batched<T>(1, batch * M, K, N, g_plain, b_flipped, grad_a.data(), false);
-              else detail::gemm_batched<T>(batch, M, K, N, g_plain, b_flipped, grad_a.data(), false);
+              if (shared_b) detail::gemm_batched<T>(precision, 1, batch * M, K, N, g_plain, b_flipped, grad_a.data(), false);
+              else detail::gemm_batched<T>(precision, batch, M, K, N, g_plain, b_flipped, grad_a.data(), false);
             } else {
               // ∂a = (g·op(b)ᵀ)ᵀ = op(b)·gᵀ (K×M).
-              detail::gemm_batched<T>(batch, K, M, N, b_as_stored, g_transposed, grad_a.data(), false);
+              detail::gemm_batched<T>(precision, batch, K, M, N, b_as_stored, g_transposed, grad_a.data(), false);
             }
           }
           if (needs[1]) {
@@ -177,10 +183,10 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a = fals
             const int64_t items = fold ? 1 : batch, reduction = fold ? batch * M : M;
             if (!transpose_b) {
               // ∂b = op(a)ᵀ·g (K×N).
-              detail::gemm_batched<T>(items, K, N, reduction, a_flipped, g_plain, grad_b.data(), sum_over_batch);
+              detail::gemm_batched<T>(precision, items, K, N, reduction, a_flipped, g_plain, grad_b.data(), sum_over_batch);
             } else {
               // ∂b = (op(a)ᵀ·g)ᵀ = gᵀ·op(a) (N×K).
-              detail::gemm_batched<T>(items, N, K, reduction, g_transposed, a_as_stored, grad_b.data(), sum_over_batch);
+              detail::gemm_batched<T>(precision, items, N, K, reduction, g_transposed, a_as_stored, grad_b.data(), sum_over_batch);
             }
           }
           return autograd::GradList<T>{grad_a, grad_b};
@@ -222,25 +228,26 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                    for (int64_t r = begin; r < end; ++r) std::copy(pb, pb + out_features, po + r * out_features);
                  });
   }
-  kernels::gemm<T>(false, true, rows, out_features, in_features, T(1), x.data(), in_features, weight.data(),
+  const Precision precision = current_precision();  // backward reuses it, wherever it runs
+  kernels::gemm<T>(precision, false, true, rows, out_features, in_features, T(1), x.data(), in_features, weight.data(),
                    in_features, has_bias ? T(1) : T(0), po, out_features);
 
   if (autograd::any_requires_grad<T>({&x, &weight, &bias}))
     autograd::record<T>(
         "linear", out, {x, weight, bias},
-        [x = x.detach(), weight = weight.detach(), rows, in_features, out_features](
+        [x = x.detach(), weight = weight.detach(), precision, rows, in_features, out_features](
             const Tensor<T>& g, const autograd::NeedsGrad& needs) {
           Tensor<T> grad_x, grad_weight, grad_bias;
           if (needs[0]) {
             // ∂x = g·W: (rows × out)·(out × in).
             grad_x = Tensor<T>::empty(x.shape());
-            kernels::gemm<T>(false, false, rows, in_features, out_features, T(1), g.data(), out_features,
+            kernels::gemm<T>(precision, false, false, rows, in_features, out_features, T(1), g.data(), out_features,
                              weight.data(), in_features, T(0), grad_x.data(), in_features);
           }
           if (needs[1]) {
             // ∂W = gᵀ·x: every row of every batch item lies in the reduction dim of one GEMM.
             grad_weight = Tensor<T>::empty(weight.shape());
-            kernels::gemm<T>(true, false, out_features, in_features, rows, T(1), g.data(), out_features, x.data(),
+            kernels::gemm<T>(precision, true, false, out_features, in_features, rows, T(1), g.data(), out_features, x.data(),
                              in_features, T(0), grad_weight.data(), in_features);
           }
           if (needs[2]) {

@@ -3,16 +3,19 @@
 // op(X) is X or Xᵀ. A is M×K (or K×M when transposed), B is K×N (or N×K), C is M×N; lda/ldb/ldc are
 // row strides in elements. Eigen runs single-threaded (config.hpp); when called outside a parallel
 // region and the product is large, gemm splits C's rows (or columns, for short wide products) across
-// threads itself, so it never nests thread teams.
+// threads itself, so it never nests thread teams. Float products in a build not compiled for AVX-512,
+// on a CPU that has it, take the AVX-512 kernel of gemm_fp32_avx512.hpp instead of Eigen's.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../../config.hpp"  // before Eigen: it sets EIGEN_DONT_PARALLELIZE
 
 #include <Eigen/Core>
 
 #include "../../core/parallel.hpp"
+#include "gemm_fp32_avx512.hpp"
 
 namespace cct::kernels {
 
@@ -78,6 +81,15 @@ template <typename T>
 void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                  const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+#if CCT_HAVE_AVX512_DISPATCH
+  // A build without AVX-512 on a CPU with it: the AVX-512 kernel instead of Eigen's SSE one.
+  if constexpr (std::is_same_v<T, float>) {
+    if (M > 1 && N > 1 && K > 0 && M + N + K >= 20 && fp32_avx512_dispatch()) {
+      detail::gemm_fp32_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
+  }
+#endif
   MatrixMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (beta == T(0)) c.setZero();
   else if (beta != T(1)) c *= beta;

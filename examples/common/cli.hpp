@@ -70,6 +70,12 @@ inline void add_loop_options(CLI::App* command, cct::train::LoopOptions& loop, c
                       "keep an exponential moving average of the weights with this decay (e.g. 0.999) and "
                       "validate, test and save it (0: off)")
       ->capture_default_str();
+  command->add_option("--precision", loop.precision,
+                      "auto, bf16 or fp32: bf16 runs the big products (linear, convolutions, attention) on bf16 "
+                      "operands with fp32 accumulation, weights and optimiser state stay fp32, no loss scaling is "
+                      "needed; auto picks bf16 where the CPU has AVX512_BF16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "bf16", "fp32"}));
 }
 
 // With --resume, the flags given on the command line against the saved run's settings: --epochs sets a
@@ -128,6 +134,7 @@ cct::train::RunFolder start_run(Options& options, const CLI::App& command) {
   }
   if (options.loop.threads > 0) cct::set_num_threads(options.loop.threads);
   cct::manual_seed(options.loop.seed);
+  cct::train::apply_precision(options.loop.precision);
   cct::train::RunFolder run(options.out);
   run.lock();
   run.write_config(options.to_json());

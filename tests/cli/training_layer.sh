@@ -10,7 +10,10 @@
 #      between the two, last never names an epoch whose best file is missing);
 #   5. a second run on a folder in use is refused, naming the process that holds it;
 #   6. --resume refuses a flag that differs from the saved run, and --epochs extends a finished run;
-#   7. (images) --resume refuses data whose class names changed.
+#   7. (images) --resume refuses data whose class names changed;
+#   8. the precision is said in the first lines: auto picks bf16 only where the CPU has AVX512_BF16
+#      (forced off with CCT_FORCE_PORTABLE_BF16=1 it picks fp32), and bf16 asked for on such a CPU says
+#      that a slower portable path runs; the checkpoint records the precision.
 #   training_layer.sh PATH/TO/cct_trainer PATH/TO/cct_text WORK_DIR
 set -euo pipefail
 image_trainer=$1
@@ -131,4 +134,19 @@ if "$image_trainer" train --resume --out "$work/folder_run" --epochs 2 > "$work/
 grep -q "^error: cannot resume .*last.safetensors: it was trained on the classes \[\"cats\",\"dogs\"\] but the data now has \[\"cats\",\"wolves\"\]" "$work/folder_resume.log" ||
   { cat "$work/folder_resume.log"; fail "unclear error for changed classes on --resume"; }
 echo "ok: --resume refuses data whose class names changed"
+
+# 8. precision
+CCT_FORCE_PORTABLE_BF16=1 "$image_trainer" train "${image_args[@]}" --epochs 1 --out "$work/fp32_auto" > "$work/fp32_auto.log" 2>&1 ||
+  { cat "$work/fp32_auto.log"; fail "training without AVX512_BF16 failed"; }
+head -3 "$work/fp32_auto.log" | grep -q "^precision: fp32 (this CPU has no AVX512_BF16" || { cat "$work/fp32_auto.log"; fail "auto should pick fp32 without AVX512_BF16"; }
+grep -a -q '"training.precision":"fp32"' "$work/fp32_auto/last.safetensors" || fail "the checkpoint does not record fp32"
+CCT_FORCE_PORTABLE_BF16=1 "$image_trainer" train "${image_args[@]}" --epochs 1 --precision bf16 --out "$work/bf16_portable" > "$work/bf16_portable.log" 2>&1 ||
+  { cat "$work/bf16_portable.log"; fail "bf16 on the portable path failed"; }
+grep -q "^precision: bf16 (this CPU has no AVX512_BF16: a portable bf16 path runs, slower than fp32)" "$work/bf16_portable.log" ||
+  { cat "$work/bf16_portable.log"; fail "explicit bf16 without AVX512_BF16 should say it is slower"; }
+if grep -q avx512_bf16 /proc/cpuinfo; then
+  head -3 "$work/image.order.log" | grep -q "^precision: bf16 (this CPU has AVX512_BF16" || { cat "$work/image.order.log"; fail "auto should pick bf16 here"; }
+  grep -a -q '"training.precision":"bf16"' "$work/image.order/last.safetensors" || fail "the checkpoint does not record bf16"
+fi
+echo "ok: the precision is chosen from the CPU, said first, and recorded in the checkpoint"
 echo "training layer CLI test passed (both trainers)"

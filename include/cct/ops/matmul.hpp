@@ -23,6 +23,11 @@
 
 namespace cct {
 
+// True when this CPU computes bf16 products natively (AVX512_BF16); elsewhere Precision::kBF16 runs a
+// portable path that gives the same results more slowly than fp32. Trainers pick their default from it.
+inline bool bf16_is_native() { return kernels::bf16_fast_path_available(); }
+
+
 namespace detail {
 
 // One operand of a (batched) GEMM: item i is the matrix at data + i·batch_stride with row stride `ld`,

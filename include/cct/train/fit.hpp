@@ -20,9 +20,11 @@
 #include <vector>
 
 #include "../core/parallel.hpp"
+#include "../core/precision.hpp"
 #include "../io/json.hpp"
 #include "../io/safetensors.hpp"
 #include "../nn/module.hpp"
+#include "../ops/matmul.hpp"
 #include "../optim/adamw.hpp"
 #include "../optim/clip.hpp"
 #include "../optim/schedule.hpp"
@@ -54,6 +56,7 @@ struct LoopOptions {
   double time_budget = 0;       // minutes for the whole run; > 0: `epochs` is fitted to it at the start
   std::string schedule = "cosine";  // after the warm-up: "cosine" to min_lr, or "linear" to min_lr
   double ema = 0;               // decay of the weight average that is validated and saved; 0: off
+  std::string precision = "auto";  // products in "bf16" or "fp32"; "auto": bf16 where the CPU has AVX512_BF16
 
   bool extend_by_budget = false;  // --resume --time-budget M: continue for M more minutes (not saved)
 
@@ -76,6 +79,7 @@ struct LoopOptions {
     o.set("time_budget", json::Value(time_budget));
     o.set("schedule", json::Value(schedule));
     o.set("ema", json::Value(ema));
+    o.set("precision", json::Value(precision));
   }
   void from_json(const json::Object& o) {
     epochs = o.at("epochs").as_int();
@@ -94,6 +98,7 @@ struct LoopOptions {
     if (const json::Value* budget = o.find("time_budget")) time_budget = budget->as_double();
     if (const json::Value* shape = o.find("schedule")) schedule = shape->as_string();
     if (const json::Value* decay = o.find("ema")) ema = decay->as_double();
+    if (const json::Value* products = o.find("precision")) precision = products->as_string();
   }
 };
 
@@ -139,6 +144,28 @@ inline void LoopOptions::validate() const {
   if (schedule != "cosine" && schedule != "linear")
     throw Error("--schedule must be cosine or linear, got '" + schedule + "'");
   check::below("--ema", ema, 0, 1);
+  if (precision != "auto" && precision != "bf16" && precision != "fp32")
+    throw Error("--precision must be auto, bf16 or fp32, got '" + precision + "'");
+}
+
+// Sets the process-wide precision of the products for `requested` (auto, bf16, fp32) and says which
+// one runs and why; returns it.
+inline Precision apply_precision(const std::string& requested) {
+  Precision chosen = Precision::kFP32;
+  if (requested == "auto") {
+    chosen = bf16_is_native() ? Precision::kBF16 : Precision::kFP32;
+    std::printf("precision: %s (%s; --precision fp32|bf16 to choose)\n", precision_name(chosen),
+                bf16_is_native() ? "this CPU has AVX512_BF16: bf16 products, fp32 weights and accumulation"
+                                 : "this CPU has no AVX512_BF16, where bf16 would be slower than fp32");
+  } else {
+    chosen = parse_precision(requested);
+    std::printf("precision: %s%s\n", precision_name(chosen),
+                chosen == Precision::kBF16 && !bf16_is_native()
+                    ? " (this CPU has no AVX512_BF16: a portable bf16 path runs, slower than fp32)"
+                    : "");
+  }
+  set_default_precision(chosen);
+  return chosen;
 }
 
 enum class Split { kValidation, kTest };
@@ -346,6 +373,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
   const auto save = [&](const std::string& path) {
     io::Metadata metadata;
     write_training_metadata(metadata, position, args_json);
+    metadata["training.precision"] = precision_name(default_precision());  // the weights themselves are fp32
     json::Array names;
     for (const auto& name : task.class_names()) names.push_back(json::Value(name));
     metadata["data.class_names"] = json::dump(json::Value(names));

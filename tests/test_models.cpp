@@ -372,6 +372,7 @@ TEST_CASE("the default blocks are the reference's, and a broken factory is refus
   };
   REQUIRE_THROWS_WITH(nn::TransformerClassifier<float>(config, gen_a, returns_null),
                       Catch::Contains("returned no block for block 0"));
+}
 
 // ---- mixed precision (core/precision.hpp) on whole models ---------------------------------------------
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 #include <algorithm>
 
 #include <CLI/CLI.hpp>
@@ -168,6 +169,28 @@ inline int run_command(const std::function<int()>& command) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 1;
   }
+}
+
+// The options every predict command has: how many classes to show, JSON output, threads.
+inline void add_predict_options(CLI::App* command, int64_t& top_k, bool& json, int& threads, const std::string& per) {
+  command->add_option("--top-k", top_k, "classes to show per " + per)->capture_default_str()->check(positive());
+  command->add_flag("--json", json, "machine-readable output with every probability and the raw logits");
+  command->add_option("--threads", threads, "compute threads")->capture_default_str();
+}
+
+struct Subcommand {
+  CLI::App* command;
+  std::function<int()> run;
+};
+
+// main() of a trainer: parse, then run the chosen subcommand with Ctrl-C handling and error lines.
+inline int parse_and_run(CLI::App& app, int argc, char** argv, const std::vector<Subcommand>& subcommands) {
+  if (const int code = parse(app, argc, argv); code >= 0) return code;
+  return run_command([&] {
+    for (const Subcommand& subcommand : subcommands)
+      if (*subcommand.command) return subcommand.run();
+    return 2;
+  });
 }
 
 }  // namespace trainer_cli

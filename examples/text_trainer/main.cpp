@@ -85,14 +85,11 @@ int main(int argc, char** argv) {
       app.add_subcommand("predict", "classify sentences given as arguments, or one per line on stdin");
   predict_cmd->add_option("--checkpoint", predict.checkpoint, "a .safetensors file written by train")->required();
   predict_cmd->add_option("sentences", predict.sentences, "sentences (quote each); none: read stdin");
-  predict_cmd->add_option("--top-k", predict.top_k, "classes to show per sentence")->capture_default_str()->check(trainer_cli::positive());
-  predict_cmd->add_flag("--json", predict.json, "machine-readable output with every probability and the raw logits");
-  predict_cmd->add_option("--threads", predict.threads, "compute threads")->capture_default_str();
 
-  if (const int code = trainer_cli::parse(app, argc, argv); code >= 0) return code;
-  return trainer_cli::run_command([&] {
-    if (*train_cmd) return run_train(train, *train_cmd);
-    if (*eval_cmd) return run_eval(eval);
-    return run_predict(predict);
-  });
+  trainer_cli::add_predict_options(predict_cmd, predict.top_k, predict.json, predict.threads, "sentence");
+
+  return trainer_cli::parse_and_run(app, argc, argv,
+                                    {{train_cmd, [&] { return run_train(train, *train_cmd); }},
+                                     {eval_cmd, [&] { return run_eval(eval); }},
+                                     {predict_cmd, [&] { return run_predict(predict); }}});
 }

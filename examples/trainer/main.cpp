@@ -76,16 +76,13 @@ int main(int argc, char** argv) {
   CLI::App* predict_cmd = app.add_subcommand("predict", "classify image files (PNG/JPG, any size)");
   add_model_source_options(predict_cmd, predict.source);
   predict_cmd->add_option("images", predict.images, "image files")->required()->check(CLI::ExistingFile);
-  predict_cmd->add_option("--top-k", predict.top_k, "classes to show per image")->capture_default_str()->check(trainer_cli::positive());
-  predict_cmd->add_flag("--json", predict.json, "machine-readable output, including the raw logits");
   predict_cmd->add_option("--attention", predict.attention_png,
                           "write each image with its SeqPool token weights overlaid to this PNG");
-  predict_cmd->add_option("--threads", predict.threads, "compute threads")->capture_default_str();
 
-  if (const int code = trainer_cli::parse(app, argc, argv); code >= 0) return code;
-  return trainer_cli::run_command([&] {
-    if (*train_cmd) return run_train(train, *train_cmd);
-    if (*eval_cmd) return run_eval(eval);
-    return run_predict(predict);
-  });
+  trainer_cli::add_predict_options(predict_cmd, predict.top_k, predict.json, predict.threads, "image");
+
+  return trainer_cli::parse_and_run(app, argc, argv,
+                                    {{train_cmd, [&] { return run_train(train, *train_cmd); }},
+                                     {eval_cmd, [&] { return run_eval(eval); }},
+                                     {predict_cmd, [&] { return run_predict(predict); }}});
 }

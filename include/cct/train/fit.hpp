@@ -225,8 +225,8 @@ inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Seconds per training step, from `steps` forward + backward passes on the first batches (after one
-// untimed pass that warms caches and buffers). The weights are not updated and the default generator
+// Seconds per training step, from `steps` batches (the wait for data, forward and backward) at the
+// start of the first epoch (after one untimed step that warms caches and buffers). The weights are not updated and the default generator
 // is put back, so the run that follows is the same as one started with the fitted --epochs.
 inline double measure_step_seconds(Task& task, int64_t steps) {
   const Generator saved = default_generator();
@@ -235,8 +235,9 @@ inline double measure_step_seconds(Task& task, int64_t steps) {
   task.start_epoch(0, 0);
   double seconds = 0;
   int64_t timed = 0;
-  for (int64_t i = 0; i <= steps && task.next_batch(); ++i) {
-    const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i <= steps; ++i) {
+    const auto start = std::chrono::steady_clock::now();  // the wait for data counts: it is part of a step
+    if (!task.next_batch()) break;
     const TrainStep step = task.forward(0.0);
     step.loss.backward();
     model.zero_grad();
@@ -291,13 +292,15 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     // Fit whole epochs into the budget: what is left after start-up, less the final test, over the time
     // of one epoch (its steps, its validation and checkpoints). Evaluation runs about 3x faster per
     // sample than a training step (no backward pass).
-    const double step_seconds = detail::measure_step_seconds(task, 5);
+    const double step_seconds = detail::measure_step_seconds(task, 8);
     const double per_sample = step_seconds / static_cast<double>(options.batch_size);
     const int64_t val_batches = task.eval_batches(Split::kValidation);
     const double validation = static_cast<double>(val_batches) * 256 * per_sample / 3;
     const double test = static_cast<double>(task.eval_batches(Split::kTest)) * 256 * per_sample / 3;
     const double epoch_seconds = static_cast<double>(steps_per_epoch) * step_seconds + validation + 0.5;
-    const double left = options.time_budget * 60 - detail::seconds_since(started) - test;
+    // 3% of the budget is kept back: the first steps' pace is a sample, and a run over budget is worse
+    // than one a few steps short.
+    const double left = options.time_budget * 60 * 0.97 - detail::seconds_since(started) - test;
     options.epochs = std::max<int64_t>(1, static_cast<int64_t>(std::floor(left / epoch_seconds)));
     options.cooldown_epochs = std::min(options.cooldown_epochs, options.epochs - 1);
     std::printf("time budget %.1f min: %.3f s per step of %lld (measured), %.1f s per epoch with validation -> "

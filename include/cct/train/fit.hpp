@@ -288,6 +288,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
   CCT_CHECK(steps_per_epoch > 0, "the training set is smaller than one batch of ", options.batch_size);
 
   const bool budgeted = options.time_budget > 0;
+  double test_seconds_estimate = 0;
   if (budgeted && !resume) {
     // Fit whole epochs into the budget: what is left after start-up, less the final test, over the time
     // of one epoch (its steps, its validation and checkpoints). Evaluation runs about 3x faster per
@@ -297,6 +298,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     const int64_t val_batches = task.eval_batches(Split::kValidation);
     const double validation = static_cast<double>(val_batches) * 256 * per_sample / 3;
     const double test = static_cast<double>(task.eval_batches(Split::kTest)) * 256 * per_sample / 3;
+    test_seconds_estimate = test;
     const double epoch_seconds = static_cast<double>(steps_per_epoch) * step_seconds + validation + 0.5;
     // 3% of the budget is kept back: the first steps' pace is a sample, and a run over budget is worse
     // than one a few steps short.
@@ -364,15 +366,18 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     std::remove(metrics_path.c_str());
   }
   MetricsLog metrics(metrics_path);
-  const std::function<double(int64_t)> lr_at = make_schedule(options, steps_per_epoch);
+  std::function<double(int64_t)> lr_at = make_schedule(options, steps_per_epoch);
   // Checkpoints hold the weights that are evaluated (the average, with --ema) under the model's names,
   // so predict and eval use them; the trained weights travel under "training.raw." for --resume.
   // The run's settings without its output folder, so a run copied or resumed elsewhere checkpoints the
   // same bytes.
-  json::Object args;
-  for (const auto& [key, value] : settings.members())
-    if (key != "out") args.set(key, value);
-  const std::string args_json = json::dump(json::Value(args));
+  const auto args_of = [](const json::Object& all) {
+    json::Object args;
+    for (const auto& [key, value] : all.members())
+      if (key != "out") args.set(key, value);
+    return json::dump(json::Value(args));
+  };
+  std::string args_json = args_of(settings);
   const auto save = [&](const std::string& path) {
     io::Metadata metadata;
     write_training_metadata(metadata, position, args_json);
@@ -522,6 +527,32 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     line.set("elapsed_minutes", json::Value(elapsed_minutes));
     metrics.append(line);
     write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
+    if (budgeted && !resume) {
+      // While every step so far was in the warm-up (whose learning rates do not depend on the length of
+      // the run), fit the epochs again to the pace of a whole real epoch, which the first steps only
+      // sample: the run stays the same as one started with the new --epochs.
+      const int64_t warmup_steps = options.warmup_epochs * steps_per_epoch;
+      if (position.global_step <= warmup_steps) {
+        const int64_t val_batches = task.eval_batches(Split::kValidation);
+        if (val_batches > 0)
+          test_seconds_estimate = validation_seconds * static_cast<double>(task.eval_batches(Split::kTest)) /
+                                  static_cast<double>(val_batches);
+        const double pace = epoch_seconds + validation_seconds + checkpoint_seconds;
+        const double left = options.time_budget * 60 * 0.97 - elapsed_minutes * 60 - test_seconds_estimate;
+        const int64_t refit = position.epoch + std::max<int64_t>(0, static_cast<int64_t>(std::floor(left / pace)));
+        if (refit != options.epochs && refit - options.cooldown_epochs > options.warmup_epochs) {
+          std::printf("  time budget: %.1f s per epoch so far: %lld epochs instead of %lld (reproduce with --epochs %lld)\n",
+                      pace, static_cast<long long>(refit), static_cast<long long>(options.epochs),
+                      static_cast<long long>(refit));
+          options.epochs = refit;
+          options.to_json(settings);
+          settings.set("fitted_total_steps", json::Value(options.epochs * steps_per_epoch));
+          run.write_config(settings);
+          args_json = args_of(settings);
+          lr_at = make_schedule(options, steps_per_epoch);
+        }
+      }
+    }
     if (budgeted)
       std::printf("  time budget: %.1f of %.1f minutes used, %.1f left\n", elapsed_minutes, options.time_budget,
                   options.time_budget - elapsed_minutes);

@@ -39,6 +39,8 @@
 namespace cct::train {
 
 // The settings every trainer shares. They are stored flat in config.json next to the trainer's own.
+// Errors name them by the trainers' flags, which are the field names with dashes (--batch-size for
+// batch_size), so they read right both on the command line and in code.
 struct LoopOptions {
   int64_t epochs = 10;
   int64_t batch_size = 128;

@@ -31,11 +31,11 @@ class RunFolder {
   explicit RunFolder(std::string path) : path_(std::move(path)) {
     namespace fs = std::filesystem;
     if (path_.empty())
-      throw IoError("the output folder is empty: pass --out with a folder name (e.g. --out runs/my_run)");
+      throw IoError("the output folder is empty: give a folder name (the trainers' --out, e.g. --out runs/my_run)");
     std::error_code error;
     const fs::path absolute = fs::absolute(fs::path(path_), error);
     if (!error && absolute.lexically_normal() == absolute.root_path())
-      throw IoError("the output folder '" + path_ + "' is the file-system root; pass --out with a folder of its own");
+      throw IoError("the output folder '" + path_ + "' is the file-system root; give a folder of its own (the trainers' --out)");
     // Walk down from the first missing parent, so the error names the part that is not a folder.
     fs::path partial;
     for (const fs::path& part : fs::path(path_)) {

@@ -349,7 +349,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
       double seconds = 0;
       int64_t epochs_seen = 0;
       for (const json::Object& record : read_metrics(metrics_path)) {
-        for (const char* key : {"epoch_seconds", "validation_seconds", "checkpoint_seconds"})
+        for (const char* key : {"epoch_seconds", "validation_seconds"})
           if (const json::Value* value = record.find(key); value && value->is_number()) seconds += value->as_double();
         ++epochs_seen;
       }
@@ -511,13 +511,6 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
       position.best_accuracy = selection;
       position.best_epoch = epoch + 1;
     }
-    // Best before last: a crash between the two then repeats this epoch on resume (and rewrites the same
-    // best file) instead of leaving a last checkpoint that names an epoch best.safetensors never got.
-    const auto checkpoint_start = std::chrono::steady_clock::now();
-    if (improved) save(best_path);
-    save(last_path);
-    const double checkpoint_seconds = detail::seconds_since(checkpoint_start);
-
     // Time fields last: everything before them is reproducible bit for bit.
     const double elapsed_minutes = detail::seconds_since(started) / 60.0;
     line.set("epoch_seconds", json::Value(epoch_seconds));
@@ -525,9 +518,16 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     line.set("data_seconds", json::Value(data_seconds));
     line.set("compute_seconds", json::Value(compute_seconds));
     line.set("validation_seconds", json::Value(validation_seconds));
-    line.set("checkpoint_seconds", json::Value(checkpoint_seconds));
     line.set("elapsed_minutes", json::Value(elapsed_minutes));
+    // The line before the checkpoints: a crash after it repeats this epoch on resume, which cuts the line
+    // off and writes it again; the other order would leave a checkpoint whose epoch has no line.
     metrics.append(line);
+    // Best before last: a crash between the two then repeats this epoch on resume (and rewrites the same
+    // best file) instead of leaving a last checkpoint that names an epoch best.safetensors never got.
+    const auto checkpoint_start = std::chrono::steady_clock::now();
+    if (improved) save(best_path);
+    save(last_path);
+    const double checkpoint_seconds = detail::seconds_since(checkpoint_start);
     write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
     if (budgeted && !resume) {
       // While every step so far was in the warm-up (whose learning rates do not depend on the length of

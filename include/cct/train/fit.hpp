@@ -416,6 +416,11 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     double loss_sum = position.epoch_loss_sum;
     int64_t correct = position.epoch_correct, counted = position.epoch_seen;
     for (;;) {
+      auto moment = std::chrono::steady_clock::now();
+      if (!task.next_batch()) break;
+      data_seconds += detail::seconds_since(moment);
+      // Checked with a batch in hand, so a saved position always has a step left in its epoch (the
+      // resumed run fetches the same batch again: the loaders are deterministic).
       if (*interrupted) {
         position.epoch = epoch;
         position.batch = step_in_epoch;
@@ -428,9 +433,6 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
                     run.path().c_str());
         return 130;
       }
-      auto moment = std::chrono::steady_clock::now();
-      if (!task.next_batch()) break;
-      data_seconds += detail::seconds_since(moment);
       moment = std::chrono::steady_clock::now();
       optimizer.set_lr(lr_at(position.global_step));
       const TrainStep step = task.forward(options.label_smoothing);

@@ -12,7 +12,7 @@ started=$(date +%s)
 elapsed() { echo $(( $(date +%s) - $1 )); }
 
 echo "== [cct] dependencies"
-bash scripts/install_deps.sh
+bash scripts/install_deps.sh --with-mpi  # MPI too, so the suite covers data-parallel training
 
 echo "== [cct] configure $build_dir (Release)"
 t=$(date +%s)

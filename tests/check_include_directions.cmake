@@ -14,7 +14,8 @@ set(below_io core)
 set(below_data core io)
 set(below_text core io)
 set(below_models core autograd ops nn io text)
-set(below_train core autograd ops nn optim io)
+set(below_distributed core autograd nn)
+set(below_train core autograd ops nn optim io distributed)
 # The one exception: core/tensor.hpp includes autograd/engine.hpp at its end, which defines
 # Tensor::backward (declared in the Tensor class); the engine itself includes core/tensor.hpp.
 set(allowed_exceptions "core/tensor.hpp -> autograd/engine.hpp")

@@ -1092,6 +1092,60 @@ TEST_CASE("DataLoader without augmentation: order, normalisation, drop_last", "[
   REQUIRE_THROWS_AS(DataLoader(data, options), cct::Error);
 }
 
+TEST_CASE("Shards of an epoch: disjoint, complete, equal step counts when padded", "[data][loader][shard]") {
+  for (const int64_t total : {1, 7, 8, 23}) {
+    for (const int world : {1, 2, 3, 4}) {
+      std::vector<int64_t> order(static_cast<size_t>(total));
+      std::iota(order.begin(), order.end(), 100);
+      std::vector<int64_t> padded_seen(static_cast<size_t>(total), 0), exact_seen(static_cast<size_t>(total), 0);
+      int64_t padded_sum = 0;
+      for (int rank = 0; rank < world; ++rank) {
+        const std::vector<int64_t> padded = shard_order(order, {rank, world, true});
+        REQUIRE(static_cast<int64_t>(padded.size()) == (total + world - 1) / world);  // the same on every rank
+        padded_sum += static_cast<int64_t>(padded.size());
+        for (const int64_t index : padded) ++padded_seen[static_cast<size_t>(index - 100)];
+        const std::vector<int64_t> exact = shard_order(order, {rank, world, false});
+        REQUIRE(static_cast<int64_t>(exact.size()) == shard_size(total, {rank, world, false}));
+        for (const int64_t index : exact) ++exact_seen[static_cast<size_t>(index - 100)];
+        if (!padded.empty()) REQUIRE(padded[0] == order[static_cast<size_t>(rank % total)]);  // strided: r, r+W, ...
+      }
+      for (int64_t i = 0; i < total; ++i) {
+        REQUIRE(exact_seen[static_cast<size_t>(i)] == 1);  // evaluation: a partition
+        REQUIRE(padded_seen[static_cast<size_t>(i)] >= 1);
+      }
+      REQUIRE(padded_sum - total < world);  // only as much padding as the last round needs
+    }
+  }
+  REQUIRE_THROWS_AS(shard_size(10, {2, 2, true}), cct::Error);
+}
+
+TEST_CASE("A sharded DataLoader gives each rank its share of the same epoch order", "[data][loader][shard]") {
+  const ImageDataset data = random_dataset(23, 4, 3, 8, 8, 52);
+  LoaderOptions whole_options = augmenting_options(4, 7);
+  DataLoader whole(data, whole_options);
+  const std::vector<int64_t> order = whole.epoch_order(3);
+  std::set<int64_t> covered;
+  for (int rank = 0; rank < 2; ++rank) {
+    LoaderOptions options = augmenting_options(2, 7);
+    options.shard = {rank, 2, true};
+    DataLoader shard(data, options);
+    REQUIRE(shard.epoch_size() == 12);
+    REQUIRE(shard.num_batches() == 6);
+    const std::vector<Batch> batches = whole_epoch(shard, 3);
+    REQUIRE(batches.size() == 6);
+    for (size_t b = 0; b < batches.size(); ++b)
+      for (size_t i = 0; i < batches[b].indices.size(); ++i) {
+        const size_t position = (b * 2 + i) * 2 + static_cast<size_t>(rank);
+        REQUIRE(batches[b].indices[i] == order[position % order.size()]);
+        covered.insert(batches[b].indices[i]);
+      }
+    // A sample's augmentation depends on (seed, epoch, index), not on the rank or batch it lands in.
+    const Batch unsharded = whole.make_batch(3, 0);
+    if (rank == 0) REQUIRE(batches[0].images.to_vector()[0] == unsharded.images.to_vector()[0]);
+  }
+  REQUIRE(static_cast<int64_t>(covered.size()) == data.size());
+}
+
 TEST_CASE("DataLoader shuffles per epoch, reproducibly, seeing every sample once", "[data][loader]") {
   const ImageDataset data = random_dataset(23, 4, 3, 8, 8, 51);
   DataLoader loader(data, augmenting_options(5, 99));

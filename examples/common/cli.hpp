@@ -17,11 +17,23 @@
 
 #include <cct/core/generator.hpp>
 #include <cct/core/parallel.hpp>
+#include <cct/data/shard.hpp>
+#include <cct/distributed/communicator.hpp>
 #include <cct/io/json.hpp>
 #include <cct/train/fit.hpp>
 #include <cct/train/run_folder.hpp>
 
 namespace trainer_cli {
+
+// The processes this trainer runs in: one, or the MPI job it joined under mpirun (examples/common/
+// mpi_job.hpp sets it in main). `abort_job` ends every rank after an error, so none waits forever.
+inline cct::distributed::Communicator* current_world = &cct::distributed::Communicator::local();
+inline std::function<void(int)> abort_job;
+inline cct::distributed::Communicator& world() { return *current_world; }
+
+// This rank's share of a data set: `pad` for training (every rank the same number of steps), not for
+// evaluation (no sample counted twice).
+inline cct::data::Shard data_shard(bool pad) { return {world().rank(), world().size(), pad}; }
 
 // "--epochs: must be a positive number, got 0" (CLI::PositiveNumber's message quotes DBL_MAX as the bound).
 inline const CLI::Validator& positive() {
@@ -77,6 +89,18 @@ inline void add_loop_options(CLI::App* command, cct::train::LoopOptions& loop, c
                       "needed; auto picks bf16 where the CPU has AVX512_BF16")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "bf16", "fp32"}));
+}
+
+// The model's regularisation, the same three knobs in both trainers (timm's --drop, --attn-drop,
+// --drop-path).
+inline void add_regularisation_options(CLI::App* command, double& dropout, double& attention_dropout,
+                                       double& stochastic_depth) {
+  command->add_option("--dropout", dropout, "dropout after the positional embedding and in the MLPs")
+      ->capture_default_str();
+  command->add_option("--attention-dropout", attention_dropout, "dropout of the attention weights")
+      ->capture_default_str();
+  command->add_option("--stochastic-depth", stochastic_depth, "largest drop-path rate (last layer)")
+      ->capture_default_str();
 }
 
 // With --resume, the flags given on the command line against the saved run's settings: --epochs sets a
@@ -136,9 +160,24 @@ cct::train::RunFolder start_run(Options& options, const CLI::App& command) {
   if (options.loop.threads > 0) cct::set_num_threads(options.loop.threads);
   cct::manual_seed(options.loop.seed);
   cct::train::apply_precision(options.loop.precision);
+  // Rank 0 makes, locks and writes the folder; the others use it once it is there (a shared folder).
+  cct::distributed::Communicator& job = world();
+  if (!job.is_root()) {
+    job.barrier();
+    return cct::train::RunFolder(options.out);
+  }
   cct::train::RunFolder run(options.out);
   run.lock();
-  run.write_config(options.to_json());
+  cct::json::Object settings = options.to_json();
+  if (job.size() > 1) {
+    settings.set("world_size", cct::json::Value(static_cast<int64_t>(job.size())));
+    std::printf("data-parallel: %d ranks x %lld per step = %lld per step in all (scale --lr with the global batch "
+                "if you change it; see README, Training on several machines)\n",
+                job.size(), static_cast<long long>(options.loop.batch_size),
+                static_cast<long long>(options.loop.batch_size * job.size()));
+  }
+  run.write_config(settings);
+  job.barrier();
   return run;
 }
 
@@ -166,7 +205,10 @@ inline int run_command(const std::function<int()>& command) {
     return command();
   } catch (const std::exception& error) {
     std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", error.what());
+    const std::string where = world().where();
+    std::fprintf(stderr, "error%s: %s\n", where.empty() ? "" : (" (" + where + ")").c_str(), error.what());
+    std::fflush(stderr);
+    if (world().size() > 1 && abort_job) abort_job(1);  // the other ranks would wait in their next collective
     return 1;
   }
 }

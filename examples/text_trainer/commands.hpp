@@ -266,6 +266,7 @@ class TextTask : public train::Task {
     options.batch_size = 256;
     options.seq_len = model_->config().seq_len;
     options.shuffle = false;
+    options.shard = trainer_cli::data_shard(/*pad=*/false);  // under mpirun, this rank's share
     eval_loader_ = std::make_unique<TextLoader>(dataset, vocabulary_, options);
     eval_order_ = eval_loader_->epoch_order(0);
     return eval_loader_->num_batches();
@@ -295,6 +296,7 @@ class TextTask : public train::Task {
     loader.seq_len = seq_len;
     loader.shuffle = true;
     loader.seed = options.loop.seed;
+    loader.shard = trainer_cli::data_shard(/*pad=*/true);  // under mpirun, this rank's share
     return loader;
   }
 
@@ -352,8 +354,8 @@ inline int run_train(TrainOptions options, const CLI::App& command) {
               static_cast<long long>(model->sequence_length()));
 
   TextTask task(options, model, std::move(vocabulary), splits);
-  return train::fit(task, options.loop, run, options.to_json(), options.resume,
-                    &trainer_cli::interrupted, started);
+  return train::fit(task, options.loop, run, options.to_json(), options.resume, &trainer_cli::interrupted, started,
+                    trainer_cli::world());
 }
 
 // ---- eval ------------------------------------------------------------------------------------------

@@ -13,9 +13,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "../common/mpi_job.hpp"
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
+  trainer_cli::MpiJob job(argc, argv);  // under mpirun: one data-parallel job (README, Training on several machines)
   using namespace text_trainer;
   CLI::App app{"cct_text: train, evaluate and use text Compact Transformers (TextCCT, TextCVT, TextViTLite) for "
                "sentence classification, on the CPU"};
@@ -55,12 +57,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--positional-embedding", train.positional_embedding, "sine, learnable or none")
       ->capture_default_str()
       ->check(CLI::IsMember({"sine", "learnable", "none"}));
-  train_cmd->add_option("--dropout", train.dropout, "dropout after the positional embedding and in the MLPs")
-      ->capture_default_str();
-  train_cmd->add_option("--attention-dropout", train.attention_dropout, "dropout of the attention weights")
-      ->capture_default_str();
-  train_cmd->add_option("--stochastic-depth", train.stochastic_depth, "largest drop-path rate (last layer)")
-      ->capture_default_str();
+  trainer_cli::add_regularisation_options(train_cmd, train.dropout, train.attention_dropout, train.stochastic_depth);
   trainer_cli::add_loop_options(train_cmd, train.loop, "sentences");
   train_cmd->add_option("--out", train.out, "output folder")->capture_default_str();
   train_cmd->add_flag("--resume", train.resume, "continue the run in --out from its last checkpoint");

@@ -1,7 +1,8 @@
 // TextLoader: mini-batches of a text data set for the text trainer: ids (B, seq_len) and mask
 // (B, seq_len) from Vocabulary::encode_batch, with the labels. The order of an epoch is a seeded
 // permutation that is a pure function of (seed, epoch), like data::DataLoader's, so a run resumed in
-// the middle of an epoch sees the same batches as one that was never stopped.
+// the middle of an epoch sees the same batches as one that was never stopped; under mpirun each rank
+// takes its share of it (data/shard.hpp).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <cct/core/generator.hpp>
 #include <cct/core/tensor.hpp>
 #include <cct/data/dataset.hpp>
+#include <cct/data/shard.hpp>
 #include <cct/text/datasets.hpp>
 #include <cct/text/vocabulary.hpp>
 
@@ -32,6 +34,7 @@ struct TextLoaderOptions {
   bool shuffle = true;
   bool drop_last = false;  // a last, smaller batch is kept: small text sets cannot spare the examples
   uint64_t seed = 0;
+  data::Shard shard;  // data-parallel: this rank's share of every epoch
 };
 
 class TextLoader {
@@ -45,7 +48,7 @@ class TextLoader {
   }
 
   int64_t num_batches() const {
-    const int64_t n = dataset_.size(), b = options_.batch_size;
+    const int64_t n = data::shard_size(dataset_.size(), options_.shard), b = options_.batch_size;
     return options_.drop_last ? n / b : (n + b - 1) / b;
   }
   const TextLoaderOptions& options() const { return options_; }
@@ -54,9 +57,9 @@ class TextLoader {
   std::vector<int64_t> epoch_order(int64_t epoch) const {
     std::vector<int64_t> order(static_cast<size_t>(dataset_.size()));
     for (int64_t i = 0; i < dataset_.size(); ++i) order[static_cast<size_t>(i)] = i;
-    if (!options_.shuffle) return order;
+    if (!options_.shuffle) return data::shard_order(order, options_.shard);
     Generator gen(data::derive_seed(options_.seed, static_cast<uint64_t>(epoch), 0, kShuffleStream));
-    return data::random_permutation(dataset_.size(), gen);
+    return data::shard_order(data::random_permutation(dataset_.size(), gen), options_.shard);
   }
 
   // Batch `index` of an epoch whose order is `order` (from epoch_order).

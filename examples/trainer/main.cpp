@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "../common/mpi_job.hpp"
 #include "commands.hpp"
 
 namespace {
@@ -32,6 +33,7 @@ void add_model_source_options(CLI::App* command, image_trainer::ModelSource& sou
 }  // namespace
 
 int main(int argc, char** argv) {
+  trainer_cli::MpiJob job(argc, argv);  // under mpirun: one data-parallel job (README, Training on several machines)
   using namespace image_trainer;
   CLI::App app{"cct_trainer: train, evaluate and use Compact Transformers (CCT, CVT, ViT-Lite) on images, on the CPU"};
   app.require_subcommand(1);
@@ -54,10 +56,12 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--mix-off-epoch", train.mix_off_epoch, "switch Mixup/CutMix off from this epoch (0: never)")
       ->capture_default_str();
   train_cmd->add_option("--random-erasing", train.random_erasing, "RandomErasing probability")->capture_default_str();
+  trainer_cli::add_regularisation_options(train_cmd, train.dropout, train.attention_dropout, train.stochastic_depth);
   train_cmd->add_option("--limit-train", train.limit_train, "train on a random subset of N images (0: all), for quick trials")->capture_default_str();
   train_cmd->add_option("--limit-test", train.limit_test, "test on a random subset of N images (0: all)")->capture_default_str();
-  train_cmd->add_flag("--tta-flip", train.tta_flip,
-                      "validate and test on the mean logits of each image and its mirror image");
+  train_cmd->add_flag("--tta-flip,!--no-tta-flip", train.tta_flip,
+                      "validate and test on the mean logits of each image and its mirror image (on by default; "
+                      "--no-tta-flip turns it off)");
   train_cmd->add_option("--out", train.out, "output folder")->capture_default_str();
   train_cmd->add_flag("--resume", train.resume, "continue the run in --out from its last checkpoint");
 

@@ -12,19 +12,9 @@ work=$2
 rm -rf "$work" && mkdir -p "$work/data"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# CIFAR-10 batches of 8 records: <label byte><3072 pixel bytes>, labels cycling through 0-9, pixels a
-# class-dependent constant plus a position pattern (deterministic, so every run sees the same data).
-write_batch() {  # file records first_label
-  local file=$1 records=$2 label=$3 i
-  : > "$file"
-  for ((i = 0; i < records; i++)); do
-    local l=$(((label + i) % 10))
-    printf "\\x$(printf %02x $l)" >> "$file"
-    head -c 3072 /dev/zero | tr '\000' "\\$(printf %03o $((l * 20 + i)))" >> "$file"
-  done
-}
-for b in 1 2 3 4 5; do write_batch "$work/data/data_batch_$b.bin" 8 "$b"; done
-write_batch "$work/data/test_batch.bin" 10 0
+# Tiny CIFAR-10 batches (tests/cli/tiny_data.sh): deterministic, so every run sees the same data.
+source "$(dirname "${BASH_SOURCE[0]}")/tiny_data.sh"
+write_tiny_cifar "$work/data"
 
 # 12 epochs of 5 steps, no validation, no augmentation: many small epochs, so checkpoints are frequent.
 epochs=12

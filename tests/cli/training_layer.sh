@@ -22,24 +22,9 @@ work=$3
 rm -rf "$work" && mkdir -p "$work/cifar" "$work/text/trec"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# CIFAR-10 batches of 8 records: <label byte><3072 pixel bytes>.
-write_batch() {  # file records first_label
-  local file=$1 records=$2 label=$3 i
-  : > "$file"
-  for ((i = 0; i < records; i++)); do
-    local l=$(((label + i) % 10))
-    printf "\\x$(printf %02x $l)" >> "$file"
-    head -c 3072 /dev/zero | tr '\000' "\\$(printf %03o $((l * 20 + i)))" >> "$file"
-  done
-}
-for b in 1 2 3 4 5; do write_batch "$work/cifar/data_batch_$b.bin" 8 "$b"; done
-write_batch "$work/cifar/test_batch.bin" 10 0
-
-# TREC-format questions: two classes that differ in their first word.
-awk 'BEGIN { for (i = 0; i < 200; i++) print (i % 2 ? "HUM:ind who wrote book " i " ?" : "LOC:city where is town " i " ?") }' \
-  > "$work/text/trec/train_5500.label"
-awk 'BEGIN { for (i = 0; i < 20; i++) print (i % 2 ? "HUM:ind who wrote book " i " ?" : "LOC:city where is town " i " ?") }' \
-  > "$work/text/trec/TREC_10.label"
+source "$(dirname "${BASH_SOURCE[0]}")/tiny_data.sh"
+write_tiny_cifar "$work/cifar"
+write_tiny_trec "$work/text"
 
 image_args=(--data "$work/cifar" --batch-size 8 --val-split 0.2 --augment none --threads 1 --warmup-epochs 0)
 text_args=(--dataset trec --data-dir "$work/text" --seq-len 8 --embedding-dim 16 --batch-size 16 --threads 1 --warmup-epochs 0)

@@ -28,6 +28,7 @@
 #include "../core/tensor.hpp"
 #include "augment.hpp"
 #include "dataset.hpp"
+#include "shard.hpp"
 #include "transforms.hpp"
 
 namespace cct::data {
@@ -54,6 +55,7 @@ struct LoaderOptions {
   std::vector<FloatTransform> float_transforms;  // per sample after normalisation (RandomErasing)
   std::optional<MixupOptions> mixup;             // batch-level Mixup/CutMix; num_classes 0 = the dataset's
   int64_t prefetch = 2;                          // batches the worker may have ready ahead of the consumer
+  Shard shard;                                   // data-parallel: this rank's share of every epoch (data/shard.hpp)
 };
 
 class DataLoader {
@@ -70,8 +72,10 @@ class DataLoader {
 
   const ImageDataset& dataset() const { return dataset_; }
   const LoaderOptions& options() const { return options_; }
+  // Samples per epoch on this rank (the whole data set for one process).
+  int64_t epoch_size() const { return shard_size(dataset_.size(), options_.shard); }
   int64_t num_batches() const {
-    const int64_t n = dataset_.size(), b = options_.batch_size;
+    const int64_t n = epoch_size(), b = options_.batch_size;
     return options_.drop_last ? n / b : (n + b - 1) / b;
   }
 
@@ -84,11 +88,12 @@ class DataLoader {
     if (mixup) mixer_.emplace(*mixup);
   }
 
-  // The sample order of `epoch`: a seeded permutation (a pure function of seed and epoch) or 0..N-1.
+  // The sample order of `epoch`: a seeded permutation (a pure function of seed and epoch) or 0..N-1,
+  // and of it this rank's share when the loader is sharded.
   std::vector<int64_t> epoch_order(int64_t epoch) const {
-    if (!options_.shuffle) return identity_order(dataset_.size());
+    if (!options_.shuffle) return shard_order(identity_order(dataset_.size()), options_.shard);
     Generator gen(detail::derive_seed(options_.seed, static_cast<uint64_t>(epoch), 0, kShuffleStream));
-    return random_permutation(dataset_.size(), gen);
+    return shard_order(random_permutation(dataset_.size(), gen), options_.shard);
   }
 
   // Builds batch `batch_index` of `epoch` synchronously (what the worker does; useful for evaluation
@@ -148,7 +153,7 @@ class DataLoader {
     CCT_CHECK(batch_index >= 0 && batch_index < num_batches(), "DataLoader: batch ", batch_index,
               " is out of range for ", num_batches(), " batches");
     const int64_t begin = batch_index * options_.batch_size;
-    const int64_t end = std::min<int64_t>(dataset_.size(), begin + options_.batch_size);
+    const int64_t end = std::min<int64_t>(static_cast<int64_t>(order.size()), begin + options_.batch_size);
     Batch batch;
     batch.epoch = epoch;
     batch.index = batch_index;

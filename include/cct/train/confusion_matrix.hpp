@@ -69,6 +69,8 @@ class ConfusionMatrix {
   }
 
   int64_t num_classes() const { return num_classes_; }
+  // The counts, row-major (target, predicted), for summing the matrices of several processes.
+  int64_t* counts_data() { return counts_.data(); }
   int64_t count(int64_t target, int64_t predicted) const {
     CCT_CHECK(predicted >= 0 && predicted < num_classes_ && target >= 0 && target < num_classes_,
               "ConfusionMatrix::count: target ", target, " / predicted ", predicted, " out of range for ", num_classes_,

@@ -21,6 +21,8 @@
 
 #include "../core/parallel.hpp"
 #include "../core/precision.hpp"
+#include "../distributed/communicator.hpp"
+#include "../distributed/gradients.hpp"
 #include "../io/json.hpp"
 #include "../io/safetensors.hpp"
 #include "../nn/module.hpp"
@@ -213,12 +215,16 @@ class Task {
   virtual void describe_final(json::Object& final_result) const { (void)final_result; }
 };
 
-// Evaluates a task's split with the shared loop (eval mode, no gradients, progress bar).
-inline Evaluation evaluate(Task& task, Split split, const std::string& label) {
+// Evaluates a task's split with the shared loop (eval mode, no gradients, progress bar). Under a
+// data-parallel run each rank evaluates its shard (the task's eval_batches) and the figures are summed.
+inline Evaluation evaluate(Task& task, Split split, const std::string& label,
+                           distributed::Communicator& world = distributed::Communicator::local()) {
   const int64_t batches = task.eval_batches(split);
-  return evaluate(
+  Evaluation result = evaluate(
       task.model(), batches, static_cast<int64_t>(task.class_names().size()),
       [&](int64_t index, Tensor<int64_t>& labels) { return task.eval_logits(split, index, labels); }, label, task.unit());
+  all_reduce(result, world);
+  return result;
 }
 
 namespace detail {
@@ -282,9 +288,19 @@ inline std::function<double(int64_t)> make_schedule(const LoopOptions& options, 
 // own and the loop's); without the output folder they go into every checkpoint, and with a time budget
 // config.json is rewritten with the fitted epochs, so --resume continues the same run and --epochs N
 // reproduces it elsewhere. `started` is when the run began (data loading included), for the minutes.
+//
+// Data-parallel training (`world` of several ranks, e.g. cct/distributed/mpi_world.hpp under mpirun):
+// every rank runs `fit` on its own shard of the data (the task's loaders), the gradients are averaged in
+// one allreduce per step, validation and the test are summed over the ranks' shards, and rank 0 alone
+// writes into `run` (the other ranks read its checkpoints, so --out must be a folder every rank sees).
+// What rank 0 decides from its clock (the epochs a time budget allows) is broadcast. Output goes to
+// stdout on every rank: MPI programs silence the others (distributed::quiet_unless_root).
 inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Object settings, bool resume,
-               volatile std::sig_atomic_t* interrupted, std::chrono::steady_clock::time_point started) {
+               volatile std::sig_atomic_t* interrupted, std::chrono::steady_clock::time_point started,
+               distributed::Communicator& world = distributed::Communicator::local()) {
   options.validate();
+  const bool root = world.is_root();
+  if (world.size() > 1) settings.set("world_size", json::Value(static_cast<int64_t>(world.size())));
   nn::Module<float>& model = task.model();
   const int64_t steps_per_epoch = task.steps_per_epoch();
   CCT_CHECK(steps_per_epoch > 0, "the training set is smaller than one batch of ", options.batch_size);
@@ -306,6 +322,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     // than one a few steps short.
     const double left = options.time_budget * 60 * 0.97 - detail::seconds_since(started) - test;
     options.epochs = std::max<int64_t>(1, static_cast<int64_t>(std::floor(left / epoch_seconds)));
+    options.epochs = world.broadcast_value(options.epochs);  // every rank runs rank 0's schedule
     options.cooldown_epochs = std::min(options.cooldown_epochs, options.epochs - 1);
     std::printf("time budget %.1f min: %.3f s per step of %lld (measured), %.1f s per epoch with validation -> "
                 "%lld epochs (%lld steps); reproduce with --epochs %lld\n",
@@ -314,13 +331,15 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
                 static_cast<long long>(options.epochs));
     options.to_json(settings);
     settings.set("fitted_total_steps", json::Value(options.epochs * steps_per_epoch));
-    run.write_config(settings);
+    if (root) run.write_config(settings);
   }
   CCT_CHECK(options.cooldown_epochs >= 0 && options.cooldown_epochs < options.epochs, "--cooldown-epochs (",
             options.cooldown_epochs, ") must be below --epochs (", options.epochs, ")");
 
   optim::AdamW<float> optimizer(optim::param_groups_no_decay_for_1d(model.named_parameters(), options.weight_decay),
                                 {options.lr});
+  if (!resume) distributed::broadcast_parameters(model, world);  // every rank starts from rank 0's weights
+  distributed::GradientAverager average_gradients(model);
   std::optional<WeightAverage> average;
   if (options.ema > 0) average.emplace(model, options.ema);
   WeightAverage* const ema = average ? &*average : nullptr;
@@ -343,7 +362,9 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     task.load_weights(last_path);
     if (ema) ema->restore(reader);
     position = read_training_state(reader, optimizer);
-    truncate_after_epoch(metrics_path, position.epoch);
+    if (!root) position.epoch_loss_sum = 0, position.epoch_correct = position.epoch_seen = 0;  // rank 0 carries them
+    world.barrier();  // every rank has read the checkpoint before rank 0 touches the folder
+    if (root) truncate_after_epoch(metrics_path, position.epoch);
     if (options.extend_by_budget) {
       // M more minutes at the pace of the epochs so far (training, validation and checkpoints).
       double seconds = 0;
@@ -357,17 +378,19 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
                 " to know the pace; pass --epochs instead");
       const double per_epoch = seconds / static_cast<double>(epochs_seen);
       options.epochs = position.epoch + std::max<int64_t>(1, static_cast<int64_t>(options.time_budget * 60 * 0.97 / per_epoch));
+      options.epochs = world.broadcast_value(options.epochs);
       std::printf("time budget %.1f more minutes at %.1f s per epoch: continuing to epoch %lld\n", options.time_budget,
                   per_epoch, static_cast<long long>(options.epochs));
       options.to_json(settings);
-      run.write_config(settings);
+      if (root) run.write_config(settings);
     }
     std::printf("resumed at epoch %lld, batch %lld (step %lld)\n", static_cast<long long>(position.epoch + 1),
                 static_cast<long long>(position.batch), static_cast<long long>(position.global_step));
-  } else {
+  } else if (root) {
     std::remove(metrics_path.c_str());
   }
-  MetricsLog metrics(metrics_path);
+  std::optional<MetricsLog> metrics;
+  if (root) metrics.emplace(metrics_path);
   std::function<double(int64_t)> lr_at = make_schedule(options, steps_per_epoch);
   // Checkpoints hold the weights that are evaluated (the average, with --ema) under the model's names,
   // so predict and eval use them; the trained weights travel under "training.raw." for --resume.
@@ -381,6 +404,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
   };
   std::string args_json = args_of(settings);
   const auto save = [&](const std::string& path) {
+    if (!root) return;
     io::Metadata metadata;
     write_training_metadata(metadata, position, args_json);
     metadata["training.precision"] = precision_name(default_precision());  // the weights themselves are fp32
@@ -408,7 +432,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     model.train();
     task.start_epoch(epoch, position.batch);
     const auto epoch_start = std::chrono::steady_clock::now();
-    double data_seconds = 0, compute_seconds = 0;
+    double data_seconds = 0, compute_seconds = 0, allreduce_seconds = 0;
     ProgressBar bar(steps_per_epoch, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
                     stdout, progress);
     if (position.batch > 0) bar.start_at(position.batch);
@@ -420,14 +444,21 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
       if (!task.next_batch()) break;
       data_seconds += detail::seconds_since(moment);
       // Checked with a batch in hand, so a saved position always has a step left in its epoch (the
-      // resumed run fetches the same batch again: the loaders are deterministic).
-      if (*interrupted) {
+      // resumed run fetches the same batch again: the loaders are deterministic). All ranks stop at the
+      // same step when any of them is interrupted.
+      if (world.any(*interrupted != 0)) {
+        if (world.size() > 1) {  // the partial epoch's figures over all ranks (rank 0 carries them on resume)
+          loss_sum = world.sum(loss_sum);
+          correct = world.sum(correct);
+          counted = world.sum(counted);
+        }
         position.epoch = epoch;
         position.batch = step_in_epoch;
         position.epoch_loss_sum = loss_sum;
         position.epoch_correct = correct;
         position.epoch_seen = counted;
         save(last_path);
+        world.barrier();  // no rank exits (which ends an MPI job) before rank 0's checkpoint is written
         std::printf("\ninterrupted: saved %s at epoch %lld, batch %lld; continue with --resume --out %s\n",
                     last_path.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(step_in_epoch),
                     run.path().c_str());
@@ -437,14 +468,22 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
       optimizer.set_lr(lr_at(position.global_step));
       const TrainStep step = task.forward(options.label_smoothing);
       const float loss_value = step.loss.item();
+      // Every rank takes the same branch: the loss checked is the sum over the ranks (NaN if any is),
+      // and the gradients checked are the averaged ones.
+      const double checked_loss = world.size() > 1 ? world.sum(static_cast<double>(loss_value)) : loss_value;
       std::optional<std::string> bad_gradient;
-      if (std::isfinite(loss_value)) {
+      if (std::isfinite(checked_loss)) {
         optimizer.zero_grad();
         step.loss.backward();
+        const auto reduce_start = std::chrono::steady_clock::now();
+        average_gradients(world);
+        allreduce_seconds += detail::seconds_since(reduce_start);
         bad_gradient = optim::grads_finite(model.named_parameters());
       }
-      if (!std::isfinite(loss_value) || bad_gradient) {
-        const std::string what = !std::isfinite(loss_value) ? "the loss is " + std::to_string(loss_value)
+      if (!std::isfinite(checked_loss) || bad_gradient) {
+        const std::string what = !std::isfinite(checked_loss)
+                                     ? "the loss is " + std::to_string(world.size() > 1 ? checked_loss : loss_value) +
+                                           (world.size() > 1 ? " (summed over the ranks)" : "")
                                                             : "the gradient of '" + *bad_gradient + "' is not finite";
         if (options.skip_nonfinite && ++skipped_steps <= 100) {
           std::fprintf(stderr, "\nwarning: %s at epoch %lld, step %lld; skipping this step\n", what.c_str(),
@@ -478,7 +517,13 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
                  {{"loss", loss_sum / static_cast<double>(counted)},
                   {"acc", 100.0 * static_cast<double>(correct) / static_cast<double>(counted)},
                   {"lr", optimizer.lr()}},
-                 seen);
+                 seen * world.size());  // the job's rate, all ranks together
+    }
+    if (world.size() > 1) {  // the epoch's figures over all ranks' samples
+      loss_sum = world.sum(loss_sum);
+      correct = world.sum(correct);
+      counted = world.sum(counted);
+      seen = world.sum(seen);
     }
     const double train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, counted));
     const double train_acc = 100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, counted));
@@ -494,7 +539,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     const auto validation_start = std::chrono::steady_clock::now();
     if (task.eval_batches(Split::kValidation) > 0) {
       const WeightAverage::Swap swapped(ema);
-      const Evaluation val = evaluate(task, Split::kValidation, ema ? "  validation (EMA)" : "  validation");
+      const Evaluation val = evaluate(task, Split::kValidation, ema ? "  validation (EMA)" : "  validation", world);
       line.set("val_loss", json::Value(val.loss));
       line.set("val_acc", json::Value(val.top1));
       line.set("val_top5", json::Value(val.top5));
@@ -520,17 +565,19 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     line.set("data_seconds", json::Value(data_seconds));
     line.set("compute_seconds", json::Value(compute_seconds));
     line.set("validation_seconds", json::Value(validation_seconds));
+    if (world.size() > 1) line.set("allreduce_seconds", json::Value(allreduce_seconds));  // part of compute
     line.set("elapsed_minutes", json::Value(elapsed_minutes));
     // The line before the checkpoints: a crash after it repeats this epoch on resume, which cuts the line
     // off and writes it again; the other order would leave a checkpoint whose epoch has no line.
-    metrics.append(line);
+    if (root) metrics->append(line);
     // Best before last: a crash between the two then repeats this epoch on resume (and rewrites the same
     // best file) instead of leaving a last checkpoint that names an epoch best.safetensors never got.
     const auto checkpoint_start = std::chrono::steady_clock::now();
     if (improved) save(best_path);
     save(last_path);
     const double checkpoint_seconds = detail::seconds_since(checkpoint_start);
-    write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
+    if (root)
+      write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
     if (budgeted && !resume) {
       // While every step so far was in the warm-up (whose learning rates do not depend on the length of
       // the run), fit the epochs again to the pace of a whole real epoch, which the first steps only
@@ -543,7 +590,8 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
                                   static_cast<double>(val_batches);
         const double pace = epoch_seconds + validation_seconds + checkpoint_seconds;
         const double left = options.time_budget * 60 * 0.97 - elapsed_minutes * 60 - test_seconds_estimate;
-        const int64_t refit = position.epoch + std::max<int64_t>(0, static_cast<int64_t>(std::floor(left / pace)));
+        const int64_t refit = world.broadcast_value(
+            position.epoch + std::max<int64_t>(0, static_cast<int64_t>(std::floor(left / pace))));
         if (refit != options.epochs && refit - options.cooldown_epochs > options.warmup_epochs) {
           std::printf("  time budget: %.1f s per epoch so far: %lld epochs instead of %lld (reproduce with --epochs %lld)\n",
                       pace, static_cast<long long>(refit), static_cast<long long>(options.epochs),
@@ -551,7 +599,7 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
           options.epochs = refit;
           options.to_json(settings);
           settings.set("fitted_total_steps", json::Value(options.epochs * steps_per_epoch));
-          run.write_config(settings);
+          if (root) run.write_config(settings);
           args_json = args_of(settings);
           lr_at = make_schedule(options, steps_per_epoch);
         }
@@ -563,9 +611,12 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
   }
 
   // Final numbers: the best checkpoint on the test set (with --ema, its averaged weights).
-  if (run.has("best.safetensors")) task.load_weights(best_path);
+  world.barrier();  // rank 0's last checkpoints are complete before any rank reads them
+  const bool has_best = world.broadcast_value(static_cast<int64_t>(run.has("best.safetensors"))) != 0;
+  if (has_best) task.load_weights(best_path);
   else if (ema) ema->swap();
-  const Evaluation test = evaluate(task, Split::kTest, "test");
+  const Evaluation test = evaluate(task, Split::kTest, "test", world);
+  if (!root) return 0;
   const std::string title = task.title();
   write_confusion_matrix_svg(run.confusion_path(), test.confusion, task.class_names(),
                              title.empty() ? "confusion matrix" : title + " (test)");

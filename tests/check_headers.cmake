@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the project
 # Compiles every public header under HEADER_ROOT/cct alone (a one-line translation unit that includes
 # only it) with -fsyntax-only, and fails naming each header that does not compile by itself.
 # Run by ctest as `cmake -DCXX=... -DINCLUDE_DIRS=a|b -DFLAGS=f|g -DHEADER_ROOT=... -DWORK_DIR=... -P`.

@@ -367,8 +367,7 @@ TEST_CASE("IDX files read plain and gzipped, with every malformed case rejected"
 TEST_CASE("real Fashion-MNIST from the Debian package", "[data][idx][real]") {
   const std::string dir = "/usr/share/datasets/fashion-mnist";
   if (!fs::exists(dir + "/t10k-images-idx3-ubyte.gz")) {
-    WARN("skipped: " << dir << " not found (apt-get install dataset-fashion-mnist)");
-    return;
+    CCT_SKIP_TEST(dir << " not found (apt-get install dataset-fashion-mnist)");
   }
   const ImageDataset test = read_fashion_mnist(dir, false);
   REQUIRE(test.size() == 10000);
@@ -480,8 +479,7 @@ TEST_CASE("image folders: sorted classes, resize, grayscale and every error case
 TEST_CASE("the real CIFAR-10 JPEG copy reads completely and in class order", "[data][image_folder][real]") {
   const std::string archive = source_data_dir() + "/cifar10/cifar10-jpg.tar.gz";
   if (!fs::exists(archive)) {
-    WARN("skipped: ../shared/data not found (looked for " << archive << ")");
-    return;
+    CCT_SKIP_TEST("../shared/data not found (looked for " << archive << ")");
   }
   TempDir dir;
   const std::string command = "tar xzf '" + archive + "' -C '" + dir.path.string() + "'";

@@ -2,14 +2,18 @@
 // checkpoints whose stored config is corrupt or hostile, zero and negative sizes, images of the wrong
 // size, empty data sets and corpora. Each must be refused with a cct::Error whose message says what is
 // wrong, before any large allocation.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include <cct/data/image_io.hpp>  // first: it compiles stb in
 #include <cct/data/loader.hpp>
+#include <cct/io/json.hpp>
+#include <cct/io/safetensors.hpp>
 #include <cct/models/checkpoint.hpp>
 #include <cct/models/registry.hpp>
 #include <cct/text/datasets.hpp>
@@ -289,4 +293,36 @@ TEST_CASE("an image header claiming a huge size is refused before decoding", "[r
   const auto bytes = reinterpret_cast<const uint8_t*>(png.data());
   REQUIRE_THROWS_WITH(data::decode_image(bytes, png.size(), 0, "huge.png"),
                       Contains("huge.png") && Contains("16384x16384 pixels exceed the limit of 67108864"));
+}
+
+TEST_CASE("every reader refuses a FIFO or a folder at once, naming it, instead of blocking", "[robustness][files]") {
+  TempDir dir;
+  const std::string fifo = (dir.path / "pipe").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);  // no writer ever opens it: a blocking open would hang here
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE_THROWS_WITH(io::read_file(fifo), Catch::Contains("FIFO") && Catch::Contains(fifo));
+  REQUIRE_THROWS_WITH(io::SafeTensorsReader(fifo), Catch::Contains("safetensors file") && Catch::Contains("FIFO"));
+  REQUIRE_THROWS_WITH(data::read_image(fifo), Catch::Contains("FIFO"));
+  REQUIRE_THROWS_WITH(text::read_glove(fifo), Catch::Contains("GloVe file") && Catch::Contains("FIFO"));
+  REQUIRE(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  REQUIRE_THROWS_WITH(io::read_file(dir.path.string()), Catch::Contains("a folder, not a regular file"));
+  REQUIRE_THROWS_WITH(io::read_file("/dev/null"), Catch::Contains("a device"));
+}
+
+TEST_CASE("JSON output is valid UTF-8 whatever bytes a name holds", "[robustness][json]") {
+  const std::string latin1_name = std::string("chat_\xe9t\xe9.png");            // Latin-1 é: invalid UTF-8
+  const std::string truncated = std::string("ok \xc3");                        // a lead byte without its tail
+  const std::string overlong = std::string("\xc0\xaf") + "/etc";               // an overlong '/'
+  const std::string fine = "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x90\x88";        // é ✓ 🐈 stay as they are
+  json::Object object;
+  object.set("latin1", json::Value(latin1_name));
+  object.set("truncated", json::Value(truncated));
+  object.set("overlong", json::Value(overlong));
+  object.set("fine", json::Value(fine));
+  const std::string text = json::dump(json::Value(object));
+  const json::Value parsed = json::parse(text);  // the strict parser refuses invalid UTF-8
+  REQUIRE(parsed.as_object().at("latin1").as_string() == "chat_\xef\xbf\xbdt\xef\xbf\xbd.png");
+  REQUIRE(parsed.as_object().at("truncated").as_string() == "ok \xef\xbf\xbd");
+  REQUIRE(parsed.as_object().at("overlong").as_string() == "\xef\xbf\xbd\xef\xbf\xbd/etc");
+  REQUIRE(parsed.as_object().at("fine").as_string() == fine);
 }

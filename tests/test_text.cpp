@@ -352,8 +352,7 @@ TEST_CASE("label-sentence reader: labels, class names, encodings, malformed line
 TEST_CASE("real corpora: TREC, AG News, AG News subset, sentence files", "[text][datasets][real]") {
   const std::string root = source_data_dir() + "/text";
   if (!fs::exists(root + "/trec/train_5500.label")) {
-    WARN("skipped: " << root << " not found (the shared data sets are not available)");
-    return;
+    CCT_SKIP_TEST(root << " not found (the shared data sets are not available)");
   }
   const text::TextDataset trec_train = text::read_trec(root + "/trec/train_5500.label");
   const text::TextDataset trec_test = text::read_trec(root + "/trec/TREC_10.label");
@@ -513,8 +512,7 @@ TEST_CASE("word vectors: coverage and the embedding matrix", "[text][wordvec]") 
 TEST_CASE("real word vectors: mini GloVe 1000x50 and coverage of a real vocabulary", "[text][wordvec][real]") {
   const std::string path = source_data_dir() + "/wordvec/mini_glove_1000x50.txt";
   if (!fs::exists(path)) {
-    WARN("skipped: " << path << " not found (the shared data sets are not available)");
-    return;
+    CCT_SKIP_TEST(path << " not found (the shared data sets are not available)");
   }
   const text::WordVectors vectors = text::read_glove(path);
   CHECK(vectors.dim() == 50);

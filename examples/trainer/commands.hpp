@@ -429,41 +429,55 @@ inline int run_predict(const PredictOptions& options) {
   const std::vector<std::string>& class_names = loaded.class_names;
   if (!options.json) std::printf("preprocessing: %s\n", loaded.preprocessing.description.c_str());
 
+  // A chunk of images at a time: memory stays bounded however many (and however large) the images are.
+  // For --attention only a 128x128 copy of each image is kept (the size the overlay draws it at).
   const int64_t B = static_cast<int64_t>(options.images.size()), C = config.in_channels, S = config.image_size;
-  Tensor<float> batch = Tensor<float>::empty({B, C, S, S});
+  const int64_t chunk = 64, classes = config.num_classes;
   std::vector<data::Image> originals;
-  for (int64_t b = 0; b < B; ++b) {
-    const data::Image image = data::read_image(options.images[static_cast<size_t>(b)], static_cast<int>(C));
-    preprocess(image, loaded.preprocessing, batch.data() + b * C * S * S);
-    if (!options.attention_png.empty()) originals.push_back(image);
-  }
-  nn::ClassifierTrace trace;
-  Tensor<float> logits;
-  {
-    NoGradGuard no_grad;
-    logits = model.forward(batch, &trace);
-  }
-  Tensor<float> probabilities = softmax(logits, 1);
+  std::vector<float> pool_weights, all_probabilities;
+  int64_t tokens = 0;
   json::Array results;
-  for (int64_t b = 0; b < B; ++b) {
-    const float* p = probabilities.data() + b * config.num_classes;
-    const std::string& path = options.images[static_cast<size_t>(b)];
-    if (options.json) {
-      results.push_back(json::Value(trainer_cli::prediction_json(json::Object{{"image", json::Value(path)}}, p,
-                                                                 logits.data() + b * config.num_classes,
-                                                                 config.num_classes, options.top_k, class_names)));
-    } else {
-      std::printf("%s\n", path.c_str());
-      trainer_cli::print_top(trainer_cli::top_classes(p, config.num_classes, options.top_k), p, class_names);
+  for (int64_t first = 0; first < B; first += chunk) {
+    const int64_t count = std::min(chunk, B - first);
+    Tensor<float> batch = Tensor<float>::empty({count, C, S, S});
+    for (int64_t b = 0; b < count; ++b) {
+      const data::Image image = data::read_image(options.images[static_cast<size_t>(first + b)], static_cast<int>(C));
+      preprocess(image, loaded.preprocessing, batch.data() + b * C * S * S);
+      if (!options.attention_png.empty()) originals.push_back(data::resize_bilinear(image, 128, 128));
+    }
+    nn::ClassifierTrace trace;
+    Tensor<float> logits;
+    {
+      NoGradGuard no_grad;
+      logits = model.forward(batch, &trace);
+    }
+    const Tensor<float> probabilities = softmax(logits, 1);
+    for (int64_t b = 0; b < count; ++b) {
+      const float* p = probabilities.data() + b * classes;
+      const std::string& path = options.images[static_cast<size_t>(first + b)];
+      if (options.json) {
+        results.push_back(json::Value(trainer_cli::prediction_json(json::Object{{"image", json::Value(path)}}, p,
+                                                                   logits.data() + b * classes, classes,
+                                                                   options.top_k, class_names)));
+      } else {
+        std::printf("%s\n", path.c_str());
+        trainer_cli::print_top(trainer_cli::top_classes(p, classes, options.top_k), p, class_names);
+      }
+    }
+    if (!options.attention_png.empty()) {
+      CCT_CHECK(trace.pool_weights.defined(), config.name,
+                " has no SeqPool (ViT-Lite reads its class token), so there are no token weights to show");
+      tokens = trace.pool_weights.size(1);
+      pool_weights.insert(pool_weights.end(), trace.pool_weights.data(), trace.pool_weights.data() + trace.pool_weights.numel());
+      all_probabilities.insert(all_probabilities.end(), probabilities.data(), probabilities.data() + probabilities.numel());
     }
   }
   if (options.json)
     std::printf("%s\n", trainer_cli::predictions_document(options.source.checkpoint, class_names, std::move(results)).c_str());
   if (!options.attention_png.empty()) {
-    CCT_CHECK(trace.pool_weights.defined(), config.name,
-              " has no SeqPool (ViT-Lite reads its class token), so there are no token weights to show");
-    write_attention_overlay(options.attention_png, originals, trace.pool_weights, model.tokenizer->grid_size(S),
-                            class_names, probabilities);
+    write_attention_overlay(options.attention_png, originals, Tensor<float>::from_vector(pool_weights, {B, tokens}),
+                            model.tokenizer->grid_size(S), class_names,
+                            Tensor<float>::from_vector(all_probabilities, {B, classes}));
     if (!options.json) std::printf("attention overlay written to %s\n", options.attention_png.c_str());
   }
   return 0;

@@ -23,6 +23,7 @@
 #include <cct/data/image_io.hpp>
 #include <cct/data/transforms.hpp>
 #include <cct/models/checkpoint.hpp>
+#include <cct/io/input_file.hpp>
 #include <cct/models/registry.hpp>
 
 #include "../common/outputs.hpp"
@@ -89,13 +90,16 @@ inline std::vector<std::string> named_classes(const std::string& classes, int64_
     throw Error("--classes imagenet: cct ships no ImageNet class list; pass --classes FILE with the 1000 names, one per "
                 "line, in the order of the model's outputs");
   else {
-    std::ifstream in(classes);
-    if (!in) throw IoError("--classes: cannot read '" + classes + "' (give cifar10, cifar100 or a file of class names, "
-                           "one per line)");
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
+    io::InputFile in = [&] {
+      try {
+        return io::InputFile(classes, "class-name file");
+      } catch (const IoError& error) {
+        throw IoError(std::string("--classes: ") + error.what() +
+                      " (give cifar10, cifar100 or a file of class names, one per line)");
+      }
+    }();
+    for (std::string line; in.read_line(line);)
       if (!line.empty()) names.push_back(line);
-    }
   }
   if (static_cast<int64_t>(names.size()) != num_classes)
     throw Error("--classes " + classes + " names " + std::to_string(names.size()) + " classes but the model has " +

@@ -71,7 +71,7 @@ expect_error "--cooldown-epochs >= --epochs" "cooldown-epochs.*must be below --e
 expect_error "no subcommand" "subcommand" "$trainer"
 # Values that parse but make no sense: one message naming the option and its range, no output folder.
 expect_error "--lr inf" "--lr must be a positive finite number, got inf" "$trainer" train --data "$work/cifar10" --lr inf --out "$work/bad_run"
-expect_error "--min-lr above --lr" "--min-lr must be between 0 and 0.001 \(--lr\), got 0.5" "$trainer" train --data "$work/cifar10" --min-lr 0.5 --out "$work/bad_run"
+expect_error "--min-lr above --lr" "--min-lr must be between 0 and 0.002 \(--lr\), got 0.5" "$trainer" train --data "$work/cifar10" --min-lr 0.5 --out "$work/bad_run"
 expect_error "--threads -3" "--threads must be a whole number from 0 to 4096, got -3" "$trainer" train --data "$work/cifar10" --threads -3 --out "$work/bad_run"
 expect_error "--mixup -1" "--mixup must be a finite number of at least 0, got -1" "$trainer" train --data "$work/cifar10" --mixup -1 --out "$work/bad_run"
 expect_error "--clip-grad nan" "--clip-grad must be a finite number of at least 0, got nan" "$trainer" train --data "$work/cifar10" --clip-grad nan --out "$work/bad_run"
@@ -122,6 +122,28 @@ expect_error "--top-k -2" "--top-k: must be a positive number, got -2" "$trainer
   --top-k 2 > "$work/odd_images.log" 2>&1 || { cat "$work/odd_images.log"; fail "predict on odd-sized images failed"; }
 [ "$(grep -c '%' "$work/odd_images.log")" -eq 6 ] || { cat "$work/odd_images.log"; fail "predict on odd-sized images: expected 3 x 2 classes"; }
 echo "ok: odd-sized grayscale/RGBA/JPEG images are converted and resized for predict"
+
+# A FIFO given as an image is refused at once (opening it for reading would wait for a writer forever).
+mkfifo "$work/pipe.png"
+expect_error "a FIFO as image" "pipe.png.*FIFO \(named pipe\), not a regular file" timeout 30 "$trainer" predict --checkpoint "$ckpt" "$work/pipe.png"
+
+# --json stays valid UTF-8 for a file name that is not (Latin-1 bytes become U+FFFD).
+latin1_name="$work/$(printf 'caf\351.png')"
+cp "$seeds/image/rgb_3x2.png" "$latin1_name"
+"$trainer" predict --checkpoint "$ckpt" --json "$latin1_name" > "$work/latin1.json" 2> "$work/latin1.err" ||
+  { cat "$work/latin1.err"; fail "predict --json on a Latin-1 file name failed"; }
+/usr/bin/env python3 -c 'import json,sys; d=json.loads(open(sys.argv[1], encoding="utf-8").read()); assert "caf\ufffd.png" in d["predictions"][0]["image"], d' \
+  "$work/latin1.json" || fail "predict --json wrote invalid UTF-8 (or lost the name) for a Latin-1 file name"
+echo "ok: predict --json writes valid UTF-8 for a Latin-1 file name"
+
+# Many images: predict works through them a chunk at a time (150 > the chunk of 64) and answers each.
+mkdir -p "$work/many"
+for i in $(seq 1 150); do ln -s "$(cd "$seeds/image" && pwd)/rgb_3x2.png" "$work/many/img_$i.png"; done
+"$trainer" predict --checkpoint "$ckpt" --json "$work"/many/img_*.png > "$work/many.json" 2> "$work/many.err" ||
+  { cat "$work/many.err"; fail "predict on 150 images failed"; }
+/usr/bin/env python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); assert len(d["predictions"]) == 150, len(d["predictions"])' \
+  "$work/many.json" || fail "predict on 150 images did not answer each one"
+echo "ok: predict answers 150 images, a chunk at a time"
 
 # ---- a NaN loss ------------------------------------------------------------------------------------------
 # An absurd learning rate blows the weights up within a few steps.

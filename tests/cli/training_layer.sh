@@ -31,6 +31,7 @@ text_args=(--dataset trec --data-dir "$work/text" --seq-len 8 --embedding-dim 16
 
 for kind in image text; do
   if [ "$kind" = image ]; then trainer=$image_trainer; args=("${image_args[@]}"); else trainer=$text_trainer; args=("${text_args[@]}"); fi
+  default_lr=$([ "$kind" = image ] && echo 0.002 || echo 0.001)  # the trainers' default --lr
 
   # 1. --out that is a file / empty
   echo "not a folder" > "$work/$kind.file"
@@ -86,7 +87,7 @@ for kind in image text; do
 
   # 6. resume: conflicting flags refused, --epochs extends a finished run
   if "$trainer" train --resume --out "$work/$kind.order" --lr 0.5 > "$work/$kind.conflict.log" 2>&1; then fail "$kind: --resume --lr 0.5 succeeded"; fi
-  grep -q "^error: --lr 0.5 differs from the run being resumed (--lr 0.001 in $work/$kind.order/config.json)" "$work/$kind.conflict.log" ||
+  grep -q "^error: --lr 0.5 differs from the run being resumed (--lr $default_lr in $work/$kind.order/config.json)" "$work/$kind.conflict.log" ||
     { cat "$work/$kind.conflict.log"; fail "$kind: unclear error for a conflicting flag on --resume"; }
   "$trainer" train --resume --out "$work/$kind.order" --epochs 2 > "$work/$kind.extend.log" 2>&1 ||
     { cat "$work/$kind.extend.log"; fail "$kind: --resume --epochs 2 failed"; }

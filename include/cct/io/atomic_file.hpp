@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "../config.hpp"
+#include "input_file.hpp"
 
 namespace cct::io {
 
@@ -125,22 +126,9 @@ inline void write_file_atomic(const std::string& path, std::string_view bytes) {
 // The whole content of a regular file; throws cct::IoError naming the path when it is missing, not a
 // regular file, larger than `max_bytes`, or unreadable.
 inline std::string read_file(const std::string& path, uint64_t max_bytes = uint64_t{1} << 32) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    throw IoError("cannot open '" + path + "': " + detail::errno_text(error));
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    const int error = errno;
-    throw IoError("cannot stat '" + path + "': " + detail::errno_text(error));
-  }
-  if (!S_ISREG(info.st_mode)) throw IoError("cannot read '" + path + "': not a regular file");
-  const auto size = static_cast<uint64_t>(info.st_size);
+  const InputFile file(path);
+  const int fd = file.fd();
+  const uint64_t size = file.size();
   if (size > max_bytes)
     throw IoError("cannot read '" + path + "': its " + std::to_string(size) + " bytes exceed the limit of " +
                   std::to_string(max_bytes));

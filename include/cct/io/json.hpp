@@ -484,10 +484,35 @@ inline Value parse(std::string_view text, const ParseOptions& options = {}) {
 // ---- writer -----------------------------------------------------------------------------------
 namespace detail {
 
+// The length of the valid UTF-8 sequence at text[i] (no overlong forms, surrogates or code points above
+// U+10FFFF), or 0 when the bytes there are not valid UTF-8.
+inline size_t valid_utf8_length(std::string_view text, size_t i) {
+  const auto at = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = at(i);
+  size_t length = 0;
+  uint32_t code_point = 0;
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2, code_point = lead & 0x1fu;
+  else if (lead >= 0xe0 && lead <= 0xef) length = 3, code_point = lead & 0x0fu;
+  else if (lead >= 0xf0 && lead <= 0xf4) length = 4, code_point = lead & 0x07u;
+  else return 0;
+  if (text.size() - i < length) return 0;
+  for (size_t k = 1; k < length; ++k) {
+    if ((at(i + k) & 0xc0) != 0x80) return 0;
+    code_point = (code_point << 6) | (at(i + k) & 0x3fu);
+  }
+  if ((length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000)) return 0;  // overlong
+  if ((code_point >= 0xd800 && code_point <= 0xdfff) || code_point > 0x10ffff) return 0;
+  return length;
+}
+
+// Writes `text` as a JSON string. The output is always valid UTF-8: bytes that are not (a file name in
+// Latin-1, a truncated sequence) become U+FFFD, as Python's errors="replace" does, so a document with
+// such a name still parses everywhere.
 inline void write_string(std::string& out, std::string_view text) {
   static const char* hex = "0123456789abcdef";
   out += '"';
-  for (char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     const auto byte = static_cast<unsigned char>(c);
     switch (c) {
       case '"': out += "\\\""; break;
@@ -502,8 +527,13 @@ inline void write_string(std::string& out, std::string_view text) {
           out += "\\u00";
           out += hex[byte >> 4];
           out += hex[byte & 15];
+        } else if (byte < 0x80) {
+          out += c;
+        } else if (const size_t length = valid_utf8_length(text, i)) {
+          out.append(text.data() + i, length);
+          i += length - 1;
         } else {
-          out += c;  // UTF-8 passes through unchanged
+          out += "\xef\xbf\xbd";  // U+FFFD REPLACEMENT CHARACTER, for one invalid byte
         }
     }
   }

@@ -36,6 +36,7 @@
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
 #include "atomic_file.hpp"
+#include "input_file.hpp"
 #include "json.hpp"
 
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -118,37 +119,8 @@ inline std::string tensor_prefix(const std::string& path, std::string_view name)
 class ReadOnlyFile {
  public:
   ReadOnlyFile() = default;
-  explicit ReadOnlyFile(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      const int error = errno;
-      throw IoError("cannot open safetensors file '" + path + "': " + errno_text(error));
-    }
-    struct stat info {};
-    if (::fstat(fd_, &info) != 0) {
-      const int error = errno;
-      ::close(fd_);
-      throw IoError("cannot stat safetensors file '" + path + "': " + errno_text(error));
-    }
-    if (!S_ISREG(info.st_mode)) {
-      ::close(fd_);
-      throw IoError("cannot read safetensors file '" + path + "': not a regular file");
-    }
-    size_ = static_cast<uint64_t>(info.st_size);
-  }
-  ReadOnlyFile(ReadOnlyFile&& other) noexcept
-      : fd_(std::exchange(other.fd_, -1)), size_(other.size_) {}
-  ReadOnlyFile& operator=(ReadOnlyFile&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(other.fd_, -1);
-      size_ = other.size_;
-    }
-    return *this;
-  }
-  ~ReadOnlyFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  // Opened through InputFile: a FIFO or a folder is refused without blocking.
+  explicit ReadOnlyFile(const std::string& path) : file_(path, "safetensors file"), fd_(file_.fd()), size_(file_.size()) {}
 
   uint64_t size() const { return size_; }
 
@@ -171,6 +143,7 @@ class ReadOnlyFile {
   }
 
  private:
+  InputFile file_;
   int fd_ = -1;
   uint64_t size_ = 0;
 };

@@ -13,7 +13,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -25,6 +24,7 @@
 #include "../config.hpp"
 #include "../core/generator.hpp"
 #include "../core/tensor.hpp"
+#include "../io/input_file.hpp"
 #include "tokenizer.hpp"
 #include "vocabulary.hpp"
 
@@ -109,8 +109,7 @@ inline bool parse_count(std::string_view text, int64_t& value) {
 
 inline WordVectors read_glove(const std::string& path, const GloveOptions& options = {}) {
   const std::string what = "GloVe";
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw IoError(what + ": cannot open '" + path + "'");
+  io::InputFile file(path, "GloVe file");
   const auto fail = [&](int64_t line, const std::string& message) {
     throw IoError(what + ": '" + path + "' line " + std::to_string(line) + ": " + message);
   };
@@ -120,9 +119,8 @@ inline WordVectors read_glove(const std::string& path, const GloveOptions& optio
   std::vector<float> values;
   int64_t number = 0;
   bool first = true;
-  while (std::getline(file, line)) {
+  while (file.read_line(line)) {
     ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
     fields.clear();
     const std::string_view view(line);
     for (size_t i = 0; i < view.size();) {
@@ -173,7 +171,6 @@ inline WordVectors read_glove(const std::string& path, const GloveOptions& optio
     if (!options.keep || options.keep->count(word)) vectors.store(std::move(word), values.data());
     if (options.max_lines > 0 && vectors.vectors_read() >= options.max_lines) break;
   }
-  if (file.bad()) throw IoError(what + ": reading '" + path + "' failed");
   if (vectors.vectors_read() == 0) throw IoError(what + ": '" + path + "' holds no vectors");
   return vectors;
 }

@@ -428,6 +428,8 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
   ProgressOptions progress;
   progress.unit = task.unit();
   int64_t skipped_steps = 0;
+  double paced_seconds = 0;  // time of the epochs run so far (training, validation, checkpoints), for the re-fit
+  int64_t paced_epochs = 0;
   for (int64_t epoch = position.epoch; epoch < options.epochs; ++epoch) {
     model.train();
     task.start_epoch(epoch, position.batch);
@@ -580,15 +582,18 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
       write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
     if (budgeted && !resume) {
       // While every step so far was in the warm-up (whose learning rates do not depend on the length of
-      // the run), fit the epochs again to the pace of a whole real epoch, which the first steps only
-      // sample: the run stays the same as one started with the new --epochs.
+      // the run), fit the epochs again to the pace of the whole real epochs so far, which the first
+      // steps only sample: the run stays the same as one started with the new --epochs. The pace is
+      // the mean over those epochs, so one epoch slowed by a busy machine does not cut the run short.
       const int64_t warmup_steps = options.warmup_epochs * steps_per_epoch;
+      paced_seconds += epoch_seconds + validation_seconds + checkpoint_seconds;
+      ++paced_epochs;
       if (position.global_step <= warmup_steps) {
         const int64_t val_batches = task.eval_batches(Split::kValidation);
         if (val_batches > 0)
           test_seconds_estimate = validation_seconds * static_cast<double>(task.eval_batches(Split::kTest)) /
                                   static_cast<double>(val_batches);
-        const double pace = epoch_seconds + validation_seconds + checkpoint_seconds;
+        const double pace = paced_seconds / static_cast<double>(paced_epochs);
         const double left = options.time_budget * 60 * 0.97 - elapsed_minutes * 60 - test_seconds_estimate;
         const int64_t refit = world.broadcast_value(
             position.epoch + std::max<int64_t>(0, static_cast<int64_t>(std::floor(left / pace))));

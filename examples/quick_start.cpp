@@ -1,6 +1,6 @@
 // The README's quick start: build a registered model, run forward and backward on a batch, take one
 // optimiser step, and save a checkpoint that PyTorch can read under the reference tensor names.
-#include <cct/cct.hpp>
+#include <cct/library.hpp>  // the core library: no data readers, no training layer
 #include <cstdio>
 
 int main() {

@@ -501,6 +501,16 @@ TEST_CASE("SVG plots: training curves and confusion matrix are well-formed and c
   require_well_formed_xml(empty);
   CHECK(count_of(empty, "no data") == 2);
 
+  // With elapsed_minutes (every trainer writes them), a third panel plots the accuracy against time.
+  CHECK(svg.find("minutes since the start") == std::string::npos);
+  for (size_t i = 0; i < records.size(); ++i) records[i].set("elapsed_minutes", json::Value(0.75 * static_cast<double>(i + 1)));
+  train::write_curves_svg(path, records);
+  const std::string timed = cct::io::read_file(path);
+  require_well_formed_xml(timed);
+  CHECK(timed.find("accuracy against time") != std::string::npos);
+  CHECK(timed.find("minutes since the start") != std::string::npos);
+  CHECK(count_of(timed, "<polyline") == 9);  // the accuracy panel's 3 lines again, against minutes
+
   train::ConfusionMatrix matrix(3);
   for (auto [predicted, target] : std::vector<std::pair<int, int>>{{0, 0}, {0, 0}, {1, 0}, {1, 1}, {2, 2}, {0, 2}})
     matrix.add(predicted, target);

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
@@ -224,6 +225,26 @@ struct Subcommand {
   CLI::App* command;
   std::function<int()> run;
 };
+
+// `plot --run DIR`: draws DIR/curves.svg again from DIR/metrics.jsonl with this version's plots (loss and
+// accuracy per epoch, accuracy against minutes), e.g. for a run written by an older version.
+inline Subcommand add_plot_command(CLI::App& app, std::string& run_folder) {
+  CLI::App* command = app.add_subcommand("plot", "draw a run's curves.svg again from its metrics.jsonl");
+  command->add_option("--run", run_folder, "the run's output folder (its --out)")->required();
+  return {command, [&run_folder] {
+            std::error_code error;
+            if (!std::filesystem::is_directory(run_folder, error))
+              throw cct::IoError("plot --run: '" + run_folder + "' is not a run folder (give a training run's --out)");
+            const cct::train::RunFolder run(run_folder);
+            const std::vector<cct::json::Object> records = cct::train::read_metrics(run.metrics_path());
+            if (records.empty())
+              throw cct::IoError("no epochs in '" + run.metrics_path() + "': nothing to plot");
+            cct::train::write_curves_svg(run.curves_path(), records, "training curves");
+            std::printf("%s: %zu epochs drawn\n", run.curves_path().c_str(), records.size());
+            return 0;
+          }};
+}
+
 
 // main() of a trainer: parse, then run the chosen subcommand with Ctrl-C handling and error lines.
 inline int parse_and_run(CLI::App& app, int argc, char** argv, const std::vector<Subcommand>& subcommands) {

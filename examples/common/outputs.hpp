@@ -64,16 +64,24 @@ inline cct::json::Object prediction_json(cct::json::Object input, const float* p
   return input;
 }
 
-// The document `predict --json` prints: the checkpoint, its class names and one entry per input.
-inline std::string predictions_document(const std::string& checkpoint, const std::vector<std::string>& class_names,
-                                        cct::json::Array predictions) {
-  cct::json::Array names;
-  for (const auto& name : class_names) names.push_back(cct::json::Value(name));
-  const cct::json::Object document{{"checkpoint", cct::json::Value(checkpoint)},
-                                   {"class_names", cct::json::Value(std::move(names))},
-                                   {"predictions", cct::json::Value(std::move(predictions))}};
-  return cct::json::dump(cct::json::Value(document), 2);
-}
+// The document `predict --json` prints: the checkpoint, its class names and one entry per input, written
+// as the predictions come (one per line), so memory stays bounded however many inputs there are.
+class PredictionsWriter {
+ public:
+  PredictionsWriter(const std::string& checkpoint, const std::vector<std::string>& class_names) {
+    cct::json::Array names;
+    for (const auto& name : class_names) names.push_back(cct::json::Value(name));
+    std::printf("{\n  \"checkpoint\": %s,\n  \"class_names\": %s,\n  \"predictions\": [",
+                cct::json::dump(cct::json::Value(checkpoint)).c_str(), cct::json::dump(cct::json::Value(names)).c_str());
+  }
+  void add(const cct::json::Object& prediction) {
+    std::printf("%s\n    %s", count_++ ? "," : "", cct::json::dump(cct::json::Value(prediction)).c_str());
+  }
+  void finish() { std::printf("\n  ]\n}\n"); }
+
+ private:
+  int64_t count_ = 0;
+};
 
 // "  87.50%  cat" lines for `order`.
 inline void print_top(const std::vector<int64_t>& order, const float* probabilities,

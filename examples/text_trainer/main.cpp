@@ -41,17 +41,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_option("--seq-len", train.seq_len, "words per sentence (longer ones are cut, shorter padded; 64 for AG News)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(trainer_cli::positive());
   train_cmd->add_option("--embedding-dim", train.embedding_dim, "word vector size without --glove")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(trainer_cli::positive());
   train_cmd->add_option("--glove", train.glove,
                         "start the word vectors from a GloVe text file (its dimension sets the word vector size)")
       ->check(CLI::ExistingFile);
   train_cmd->add_flag("--freeze-embeddings", train.freeze_embeddings, "keep the word vectors fixed");
   train_cmd->add_option("--min-freq", train.min_freq, "a word needs this many occurrences in the training text")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(trainer_cli::positive());
   train_cmd->add_option("--max-vocab", train.max_vocab, "largest vocabulary, <unk> and <pad> included (0: no limit)")
       ->capture_default_str();
   train_cmd->add_option("--positional-embedding", train.positional_embedding, "sine, learnable or none")
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"test", "val", "train"}));
   eval_cmd->add_option("--batch-size", eval.batch_size, "sentences per forward pass")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(trainer_cli::positive());
   eval_cmd->add_option("--threads", eval.threads, "compute threads")->capture_default_str();
   eval_cmd->add_option("--out", eval.out, "folder for confusion_matrix.svg and eval.json (optional)");
 
@@ -85,8 +85,12 @@ int main(int argc, char** argv) {
 
   trainer_cli::add_predict_options(predict_cmd, predict.top_k, predict.json, predict.threads, "sentence");
 
+  std::string plotted_run;
+  const trainer_cli::Subcommand plot = trainer_cli::add_plot_command(app, plotted_run);
+
   return trainer_cli::parse_and_run(app, argc, argv,
                                     {{train_cmd, [&] { return run_train(train, *train_cmd); }},
                                      {eval_cmd, [&] { return run_eval(eval); }},
-                                     {predict_cmd, [&] { return run_predict(predict); }}});
+                                     {predict_cmd, [&] { return run_predict(predict); }},
+                                     plot});
 }

@@ -68,6 +68,7 @@ struct TrainOptions {
 
   // The image options' ranges (the loop's are LoopOptions::validate's).
   void validate() const {
+    (void)models::registered_config(model);  // an unknown --model fails before any folder is made
     train::check::whole("--image-size", image_size, 1, 1024);
     train::check::at_least("--mixup", mixup, 0);
     train::check::at_least("--cutmix", cutmix, 0);
@@ -436,7 +437,8 @@ inline int run_predict(const PredictOptions& options) {
   std::vector<data::Image> originals;
   std::vector<float> pool_weights, all_probabilities;
   int64_t tokens = 0;
-  json::Array results;
+  std::optional<trainer_cli::PredictionsWriter> document;
+  if (options.json) document.emplace(options.source.checkpoint, class_names);
   for (int64_t first = 0; first < B; first += chunk) {
     const int64_t count = std::min(chunk, B - first);
     Tensor<float> batch = Tensor<float>::empty({count, C, S, S});
@@ -456,9 +458,8 @@ inline int run_predict(const PredictOptions& options) {
       const float* p = probabilities.data() + b * classes;
       const std::string& path = options.images[static_cast<size_t>(first + b)];
       if (options.json) {
-        results.push_back(json::Value(trainer_cli::prediction_json(json::Object{{"image", json::Value(path)}}, p,
-                                                                   logits.data() + b * classes, classes,
-                                                                   options.top_k, class_names)));
+        document->add(trainer_cli::prediction_json(json::Object{{"image", json::Value(path)}}, p,
+                                                   logits.data() + b * classes, classes, options.top_k, class_names));
       } else {
         std::printf("%s\n", path.c_str());
         trainer_cli::print_top(trainer_cli::top_classes(p, classes, options.top_k), p, class_names);
@@ -472,8 +473,7 @@ inline int run_predict(const PredictOptions& options) {
       all_probabilities.insert(all_probabilities.end(), probabilities.data(), probabilities.data() + probabilities.numel());
     }
   }
-  if (options.json)
-    std::printf("%s\n", trainer_cli::predictions_document(options.source.checkpoint, class_names, std::move(results)).c_str());
+  if (document) document->finish();
   if (!options.attention_png.empty()) {
     write_attention_overlay(options.attention_png, originals, Tensor<float>::from_vector(pool_weights, {B, tokens}),
                             model.tokenizer->grid_size(S), class_names,

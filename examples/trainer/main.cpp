@@ -85,8 +85,12 @@ int main(int argc, char** argv) {
 
   trainer_cli::add_predict_options(predict_cmd, predict.top_k, predict.json, predict.threads, "image");
 
+  std::string plotted_run;
+  const trainer_cli::Subcommand plot = trainer_cli::add_plot_command(app, plotted_run);
+
   return trainer_cli::parse_and_run(app, argc, argv,
                                     {{train_cmd, [&] { return run_train(train, *train_cmd); }},
                                      {eval_cmd, [&] { return run_eval(eval); }},
-                                     {predict_cmd, [&] { return run_predict(predict); }}});
+                                     {predict_cmd, [&] { return run_predict(predict); }},
+                                     plot});
 }

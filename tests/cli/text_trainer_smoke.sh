@@ -36,7 +36,7 @@ awk 'BEGIN { n = split("what is the who where how many nasa tiger paris ?", w, "
              for (i = 1; i <= n; i++) { printf "%s", w[i]; for (j = 1; j <= 8; j++) printf " %.3f", sin(i * j); print "" } }' \
   > "$work/glove_8d.txt"
 
-small=(--dataset trec --data-dir "$work/data" --seq-len 16 --embedding-dim 32 --batch-size 16 --warmup-epochs 1 --threads 2)
+small=(--dataset trec --data-dir "$work/data" --seq-len 16 --embedding-dim 32 --batch-size 16 --warmup-epochs 1 --threads 2 --val-split 0.1)
 
 # 1. train two epochs
 "$cct_text" train "${small[@]}" --epochs 2 --out "$work/run" > "$work/train.log" 2>&1 ||

@@ -14,6 +14,7 @@
 #   8. the precision is said in the first lines: auto picks bf16 only where the CPU has AVX512_BF16
 #      (forced off with CCT_FORCE_PORTABLE_BF16=1 it picks fp32), and bf16 asked for on such a CPU says
 #      that a slower portable path runs; the checkpoint records the precision.
+#   9. `plot --run` redraws curves.svg (with the accuracy-against-minutes panel) and refuses a missing folder;
 #   training_layer.sh PATH/TO/cct_trainer PATH/TO/cct_text WORK_DIR
 set -euo pipefail
 image_trainer=$1
@@ -31,7 +32,7 @@ text_args=(--dataset trec --data-dir "$work/text" --seq-len 8 --embedding-dim 16
 
 for kind in image text; do
   if [ "$kind" = image ]; then trainer=$image_trainer; args=("${image_args[@]}"); else trainer=$text_trainer; args=("${text_args[@]}"); fi
-  default_lr=$([ "$kind" = image ] && echo 0.002 || echo 0.001)  # the trainers' default --lr
+  default_lr=0.002  # both trainers' default --lr
 
   # 1. --out that is a file / empty
   echo "not a folder" > "$work/$kind.file"
@@ -94,6 +95,15 @@ for kind in image text; do
   [ "$(wc -l < "$work/$kind.order/metrics.jsonl")" -eq 2 ] || fail "$kind: --epochs 2 did not add an epoch"
   grep -q '"epochs": 2' "$work/$kind.order/config.json" || fail "$kind: config.json does not record the new --epochs"
   echo "ok: $kind trainer: --resume refuses conflicting flags and --epochs extends a finished run"
+
+  # 9. plot: curves.svg drawn again from metrics.jsonl, with the accuracy against minutes
+  rm -f "$work/$kind.order/curves.svg"
+  "$trainer" plot --run "$work/$kind.order" > "$work/$kind.plot.log" 2>&1 || { cat "$work/$kind.plot.log"; fail "$kind: plot failed"; }
+  grep -q "minutes since the start" "$work/$kind.order/curves.svg" || fail "$kind: the curves have no accuracy-against-minutes panel"
+  if "$trainer" plot --run "$work/$kind.nowhere" > "$work/$kind.plot2.log" 2>&1; then fail "$kind: plot of a missing folder succeeded"; fi
+  grep -q "is not a run folder" "$work/$kind.plot2.log" || { cat "$work/$kind.plot2.log"; fail "$kind: unclear error for plot of a missing folder"; }
+  [ ! -e "$work/$kind.nowhere" ] || fail "$kind: plot created the folder it was asked to read"
+  echo "ok: $kind trainer: plot redraws curves.svg with accuracy against minutes"
 done
 
 # 7. an image folder whose classes change under a run: --resume refuses it

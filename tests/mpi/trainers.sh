@@ -7,7 +7,7 @@
 #   3. SIGTERM to one rank stops every rank at the same step with a consistent last checkpoint,
 #   4. from which --resume under mpirun reaches the uninterrupted 2-rank run's weights bit for bit;
 #   5. a rank that fails (its data folder is missing) ends the whole job within seconds with an error
-#      naming the rank, instead of leaving rank 0 waiting;
+#      naming the rank, instead of leaving rank 0 waiting, and so does a rank killed with SIGKILL;
 #   6. the text trainer trains as a 2-rank job the same way.
 #   trainers.sh PATH/TO/cct_trainer PATH/TO/cct_text WORK_DIR
 set -euo pipefail
@@ -76,6 +76,30 @@ bash "$here/expect_failure.sh" 30 "rank 1 of 2" bash "$mpirun_sh" \
   -np 1 "$image_trainer" train "${args[@]/$work\/cifar/$work/missing}" --epochs 50 --out "$work/failing" ||
   fail "a failing rank did not end the job with an error naming it"
 echo "ok: a failing rank ends the job with an error naming it"
+
+# 5b. a rank killed outright (SIGKILL: no handler runs) ends the job within seconds, not a hang of rank 0
+bash "$mpirun_sh" -np 2 "$image_trainer" train "${args[@]}" --epochs 100000 --out "$work/killed" > "$work/killed.log" 2>&1 &
+job=$!
+for _ in $(seq 1 300); do
+  [ -s "$work/killed/metrics.jsonl" ] && break
+  sleep 0.05
+done
+rank1=""
+for pid in $(pgrep -f "^$image_trainer train .*$work/killed" || true); do
+  tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && rank1=$pid
+done
+[ -n "$rank1" ] || { kill -9 "$job" 2>/dev/null; cat "$work/killed.log"; fail "rank 1's process not found"; }
+kill -KILL "$rank1"
+start=$(date +%s)
+set +e
+wait "$job"
+status=$?
+set -e
+seconds=$(( $(date +%s) - start ))
+[ "$status" -ne 0 ] || fail "the job whose rank 1 was killed exited 0"
+[ "$seconds" -le 30 ] || fail "the job took $seconds s to end after rank 1 was killed"
+grep -q -i "rank 1\|signal 9\|killed" "$work/killed.log" || { cat "$work/killed.log"; fail "mpirun did not say which rank died"; }
+echo "ok: a rank killed with SIGKILL ends the job in ${seconds} s (exit $status)"
 
 # 6. the text trainer
 bash "$mpirun_sh" -np 2 "$text_trainer" train --dataset trec --data-dir "$work/text" --seq-len 8 --embedding-dim 16 \

@@ -5,6 +5,7 @@
 
 #include "elementwise.hpp"
 #include "kernels/vector_math.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -77,5 +78,8 @@ Tensor<T> sigmoid(const Tensor<T>& x) {
     });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(activation, "relu", "gelu", "tanh", "sigmoid");
 
 }  // namespace cct

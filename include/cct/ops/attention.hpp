@@ -22,6 +22,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_bf16.hpp"
 #include "kernels/vector_math.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -178,5 +179,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
         });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(attention, "multi_head_attention");
 
 }  // namespace cct

@@ -24,6 +24,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_bf16.hpp"
 #include "kernels/im2col.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -250,5 +251,8 @@ Tensor<T> conv1d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
   return detail::conv_forward("conv1d", x, weight, bias, xs[0], ws[0], g, {xs[0], ws[0], g.out_w});
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(conv, "conv2d", "conv1d");
 
 }  // namespace cct

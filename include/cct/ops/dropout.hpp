@@ -12,6 +12,7 @@
 #include "../core/generator.hpp"
 #include "../core/parallel.hpp"
 #include "../core/tensor.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -56,5 +57,8 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen = 
     });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(dropout, "dropout");
 
 }  // namespace cct

@@ -7,6 +7,7 @@
 
 #include "../autograd/node.hpp"
 #include "kernels/broadcast.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -232,5 +233,8 @@ template <typename T> Tensor<T> operator*(const Tensor<T>& x, Scalar<T> s) { ret
 template <typename T> Tensor<T> operator*(Scalar<T> s, const Tensor<T>& x) { return mul(x, s); }
 template <typename T> Tensor<T> operator/(const Tensor<T>& x, Scalar<T> s) { return div(x, s); }
 template <typename T> Tensor<T> operator/(Scalar<T> s, const Tensor<T>& x) { return rdiv(s, x); }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(elementwise, "add", "sub", "mul", "div", "add_scalar", "mul_scalar", "rdiv_scalar", "exp", "log", "sqrt", "pow");
 
 }  // namespace cct

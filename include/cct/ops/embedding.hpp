@@ -9,6 +9,7 @@
 #include "../core/parallel.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -65,5 +66,8 @@ Tensor<T> embedding(const Tensor<int64_t>& indices, const Tensor<T>& weight, int
         });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(embedding, "embedding");
 
 }  // namespace cct

@@ -12,6 +12,7 @@
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
 #include "softmax.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -149,5 +150,8 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& soft_targets) 
         });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(loss, "cross_entropy", "cross_entropy_soft");
 
 }  // namespace cct

@@ -20,6 +20,7 @@
 #include "../core/precision.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_bf16.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -276,5 +277,8 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(matmul, "matmul", "linear");
 
 }  // namespace cct

@@ -20,6 +20,7 @@
 #include "../core/parallel.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -153,5 +154,8 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
         });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(norm, "layer_norm");
 
 }  // namespace cct

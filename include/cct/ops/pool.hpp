@@ -18,6 +18,7 @@
 #include "../autograd/node.hpp"
 #include "../core/parallel.hpp"
 #include "kernels/im2col.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -210,5 +211,8 @@ Tensor<T> max_pool1d(const Tensor<T>& x, int64_t kernel, int64_t stride, int64_t
   g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
   return detail::max_pool_forward("max_pool1d", x, xs[0] * xs[1], g, {xs[0], xs[1], g.out_w});
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(pool, "max_pool2d", "max_pool1d");
 
 }  // namespace cct

@@ -18,6 +18,7 @@
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
 #include "shape.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -349,5 +350,8 @@ Tensor<T> min(const Tensor<T>& x) {
   CCT_CHECK_SHAPE(x.numel() > 0, "min: needs at least one element, got a tensor of shape ", shape_str(x.shape()));
   return detail::extreme_along<T, false>(x, 1, x.numel(), 1, {}, "min", -1).values;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(reduce, "sum", "mean", "var", "max", "min");
 
 }  // namespace cct

@@ -15,6 +15,7 @@
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
 #include "kernels/broadcast.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -456,5 +457,8 @@ Tensor<T> expand(const Tensor<T>& x, Shape shape) {
   });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(shape, "reshape", "unsqueeze", "squeeze", "flatten", "permute", "narrow", "slice", "concat", "expand");
 
 }  // namespace cct

@@ -14,6 +14,7 @@
 #include "../core/parallel.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
+#include "registry.hpp"
 
 namespace cct {
 
@@ -138,5 +139,8 @@ Tensor<T> log_softmax(const Tensor<T>& x, int64_t dim) {
     });
   return out;
 }
+
+// The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
+CCT_REGISTER_OPS(softmax, "softmax", "log_softmax");
 
 }  // namespace cct

@@ -35,6 +35,8 @@ struct CurvePanel {
   std::vector<CurveSeries> series;
   double y_min = std::numeric_limits<double>::quiet_NaN();  // clamps for the axis (accuracy: 0 and 100)
   double y_max = std::numeric_limits<double>::quiet_NaN();
+  std::string x_label = "epoch";
+  bool x_whole = true;  // whole-number ticks (epochs); false for minutes
 };
 
 namespace svg {
@@ -142,7 +144,8 @@ inline std::string curve_panel(const CurvePanel& panel, double left, double top,
   }
   if (std::isfinite(panel.y_min)) y_low = std::max(y_low, panel.y_min);
   if (std::isfinite(panel.y_max)) y_high = std::min(y_high, panel.y_max);
-  const Axis x_axis = nice_axis(x_low, x_high, 6, true);
+  if (!panel.x_whole && has_data) x_low = std::min(x_low, 0.0);  // minutes count from the start
+  const Axis x_axis = nice_axis(x_low, x_high, 6, panel.x_whole);
   Axis y_axis = nice_axis(y_low, y_high, 5, false);
   auto px = [&](double x) { return plot_left + (x - x_axis.low) / (x_axis.high - x_axis.low) * plot_width; };
   auto py = [&](double y) { return plot_top + plot_height - (y - y_axis.low) / (y_axis.high - y_axis.low) * plot_height; };
@@ -158,11 +161,12 @@ inline std::string curve_panel(const CurvePanel& panel, double left, double top,
   for (double tick : x_axis.ticks) {
     out += svg::line(px(tick), plot_top, px(tick), plot_top + plot_height, "stroke=\"#f0f0f0\"");
     out += svg::line(px(tick), plot_top + plot_height, px(tick), plot_top + plot_height + 4, "stroke=\"black\"");
-    out += svg::text(px(tick), plot_top + plot_height + 17, tick_label(tick, 0), "text-anchor=\"middle\"");
+    out += svg::text(px(tick), plot_top + plot_height + 17, tick_label(tick, panel.x_whole ? 0 : x_axis.decimals),
+                     "text-anchor=\"middle\"");
   }
   out += "<rect x=\"" + num(plot_left) + "\" y=\"" + num(plot_top) + "\" width=\"" + num(plot_width) + "\" height=\"" +
          num(plot_height) + "\" fill=\"none\" stroke=\"black\"/>\n";
-  out += svg::text(plot_left + plot_width / 2, plot_top + plot_height + 36, "epoch", "text-anchor=\"middle\"");
+  out += svg::text(plot_left + plot_width / 2, plot_top + plot_height + 36, panel.x_label, "text-anchor=\"middle\"");
   const double y_label_x = left + 14, y_label_y = plot_top + plot_height / 2;
   out += svg::text(y_label_x, y_label_y, panel.y_label,
                    "text-anchor=\"middle\" transform=\"rotate(-90 " + num(y_label_x) + " " + num(y_label_y) + ")\"");
@@ -245,9 +249,11 @@ inline void write_curves_svg(const std::string& path, const std::vector<CurvePan
   io::write_file_atomic(path, curves_svg(panels, title));
 }
 
-// The usual two panels from metrics.jsonl records: loss (train_loss, val_loss) and accuracy in %
-// (train_acc, val_acc), against "epoch" (the record's position when absent). Series with no values
-// are left out; the accuracy panel's title names the best validation epoch.
+// The usual panels from metrics.jsonl records: loss (train_loss, val_loss) and accuracy in %
+// (train_acc, val_acc), against "epoch" (the record's position when absent), and the accuracy again
+// against the minutes since the run began ("elapsed_minutes"; the number a time budget is about),
+// when the records have them. Series with no values are left out; the accuracy panel's title names the
+// best validation epoch.
 inline std::vector<CurvePanel> training_curve_panels(const std::vector<json::Object>& records) {
   std::vector<double> epochs = metric_column(records, "epoch");
   for (size_t i = 0; i < epochs.size(); ++i)
@@ -272,7 +278,17 @@ inline std::vector<CurvePanel> training_curve_panels(const std::vector<json::Obj
     std::snprintf(buffer, sizeof(buffer), "accuracy (best val %.2f%% at epoch %g)", val_acc[best], epochs[best]);
     accuracy.title = buffer;
   }
-  return {loss, accuracy};
+  std::vector<CurvePanel> panels{loss, accuracy};
+  const std::vector<double> minutes = metric_column(records, "elapsed_minutes");
+  if (std::any_of(minutes.begin(), minutes.end(), [](double v) { return std::isfinite(v); })) {
+    CurvePanel timed{"accuracy against time", "top-1 accuracy (%)", {}, 0.0, 100.0, "minutes since the start", false};
+    for (CurveSeries line : accuracy.series) {
+      line.x = minutes;
+      timed.series.push_back(std::move(line));
+    }
+    panels.push_back(std::move(timed));
+  }
+  return panels;
 }
 
 inline void write_curves_svg(const std::string& path, const std::vector<json::Object>& records,

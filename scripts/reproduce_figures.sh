@@ -55,6 +55,6 @@ check() {
 text=(build/examples/cct_text train --data-dir "$shared/text")
 check "TREC, defaults, seed 0" 89.80 "${text[@]}" --seed 0
 check "TREC, defaults, seed 1" 88.80 "${text[@]}" --seed 1
-check "CIFAR-10, defaults, 3 epochs" CIFAR3_TBD build/examples/cct_trainer train --data "$cifar" --epochs 3 --seed 0
+check "CIFAR-10, defaults, 3 epochs" 66.82 build/examples/cct_trainer train --data "$cifar" --epochs 3 --seed 0
 echo
 if [ "$failures" -eq 0 ]; then echo "all quick README figures hold"; else echo "$failures figure(s) no longer hold"; exit 1; fi

@@ -2,7 +2,8 @@
 # Installs the Debian packages cct needs, and only those that are missing.
 # Usage: scripts/install_deps.sh [--with-torch] [--with-mpi] [--with-extras]
 #   (no flag)      build + test dependencies: compiler, CMake, Eigen, Catch2, stb, CLI11, ccache
-#   --with-torch   also Debian's PyTorch (python3-torch) for cross-checks and benchmarks
+#   --with-torch   also Debian's PyTorch (python3-torch, python3-torchvision) for cross-checks, benchmarks
+#                  and the fixture scripts
 #   --with-mpi     also Open MPI (libopenmpi-dev, openmpi-bin) for data-parallel training under mpirun
 # Safe to run again: it does nothing when everything is present.
 set -euo pipefail
@@ -10,7 +11,7 @@ set -euo pipefail
 packages=(g++ cmake make libeigen3-dev catch2 libstb-dev libcli11-dev ccache zlib1g-dev)
 for arg in "$@"; do
   case "$arg" in
-    --with-torch) packages+=(python3-torch python3-numpy python3-pil) ;;
+    --with-torch) packages+=(python3-torch python3-numpy python3-pil python3-torchvision) ;;
     --with-mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
     --with-extras) packages+=(dataset-fashion-mnist) ;;
     *) echo "install_deps.sh: unknown option '$arg'" >&2; exit 2 ;;

@@ -25,6 +25,23 @@ export OMP_NUM_THREADS=1
 args=(--data "$work/cifar" --batch-size 4 --val-split 0.2 --augment none --threads 1 --warmup-epochs 0
       --attention-dropout 0 --stochastic-depth 0 --precision fp32)
 
+# signal_rank_1 SIGNAL NAME EPOCHS: starts a long 2-rank image run into $work/NAME in the background ($job),
+# waits for its first epoch, and sends SIGNAL to rank 1 alone (as a scheduler or `kill` would).
+signal_rank_1() {
+  local signal=$1 name=$2 epochs=$3 pid rank1=""
+  bash "$mpirun_sh" -np 2 "$image_trainer" train "${args[@]}" --epochs "$epochs" --out "$work/$name" > "$work/$name.log" 2>&1 &
+  job=$!
+  for _ in $(seq 1 300); do
+    [ -s "$work/$name/metrics.jsonl" ] && break
+    sleep 0.05
+  done
+  for pid in $(pgrep -f "^$image_trainer train .*$work/$name" || true); do
+    tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && rank1=$pid
+  done
+  [ -n "$rank1" ] || { kill -9 "$job" 2>/dev/null; cat "$work/$name.log"; fail "$name: rank 1's process not found"; }
+  kill "-$signal" "$rank1"
+}
+
 # 1. two ranks
 bash "$mpirun_sh" -np 2 "$image_trainer" train "${args[@]}" --epochs 2 --out "$work/two" > "$work/two.log" 2>&1 ||
   { cat "$work/two.log"; fail "the 2-rank run failed"; }
@@ -47,25 +64,13 @@ echo "ok: 1 rank under mpirun writes the same checkpoint as a run without mpirun
 long=(--epochs 60)
 bash "$mpirun_sh" -np 2 "$image_trainer" train "${args[@]}" "${long[@]}" --out "$work/whole" > "$work/whole.log" 2>&1 ||
   { cat "$work/whole.log"; fail "the uninterrupted 60-epoch run failed"; }
-bash "$mpirun_sh" -np 2 "$image_trainer" train "${args[@]}" "${long[@]}" --out "$work/stopped" > "$work/stopped.log" 2>&1 &
-job=$!
-for _ in $(seq 1 300); do
-  [ -s "$work/stopped/metrics.jsonl" ] && break
-  sleep 0.05
-done
-# SIGTERM to rank 1 alone, as a cluster's scheduler or `kill` would send it to one process of the job.
-rank1=""
-for pid in $(pgrep -f "^$image_trainer train .*$work/stopped" || true); do
-  tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && rank1=$pid
-done
-[ -n "$rank1" ] || { kill -9 "$job" 2>/dev/null; cat "$work/stopped.log"; fail "rank 1's process not found"; }
-kill -TERM "$rank1"
+signal_rank_1 TERM stopped 60
 set +e
 wait "$job"
 set -e
 grep -q "^interrupted: saved" "$work/stopped.log" || { cat "$work/stopped.log"; fail "SIGTERM to rank 1 saved no checkpoint"; }
 bash "$mpirun_sh" -np 2 "$image_trainer" train --resume --out "$work/stopped" > "$work/stopped2.log" 2>&1 ||
-  { cat "$work/stopped2.log"; fail "resuming after Ctrl-C failed"; }
+  { cat "$work/stopped2.log"; fail "resuming after the signal failed"; }
 cmp "$work/whole/last.safetensors" "$work/stopped/last.safetensors" ||
   fail "the run stopped by a signal and resumed under mpirun differs from the uninterrupted one"
 echo "ok: SIGTERM to one rank leaves a checkpoint from which --resume reaches the uninterrupted run's weights"
@@ -78,18 +83,7 @@ bash "$here/expect_failure.sh" 30 "rank 1 of 2" bash "$mpirun_sh" \
 echo "ok: a failing rank ends the job with an error naming it"
 
 # 5b. a rank killed outright (SIGKILL: no handler runs) ends the job within seconds, not a hang of rank 0
-bash "$mpirun_sh" -np 2 "$image_trainer" train "${args[@]}" --epochs 100000 --out "$work/killed" > "$work/killed.log" 2>&1 &
-job=$!
-for _ in $(seq 1 300); do
-  [ -s "$work/killed/metrics.jsonl" ] && break
-  sleep 0.05
-done
-rank1=""
-for pid in $(pgrep -f "^$image_trainer train .*$work/killed" || true); do
-  tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && rank1=$pid
-done
-[ -n "$rank1" ] || { kill -9 "$job" 2>/dev/null; cat "$work/killed.log"; fail "rank 1's process not found"; }
-kill -KILL "$rank1"
+signal_rank_1 KILL killed 100000
 start=$(date +%s)
 set +e
 wait "$job"

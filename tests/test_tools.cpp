@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <cct/nn/linear.hpp>
@@ -764,6 +765,70 @@ TEST_CASE("fit with --ema: validates and saves the average, and resumes to the u
   const cct::io::SafeTensorsReader resumed(split.last_checkpoint());
   CHECK(saved.read<float>("weight").to_vector() == resumed.read<float>("weight").to_vector());
   CHECK(saved.read<float>("training.raw.weight").to_vector() == resumed.read<float>("training.raw.weight").to_vector());
+}
+
+// A task whose steps slow down after its first two epochs, as a shared machine does: the pace the
+// budget was fitted to no longer holds, and the re-fit must move the end of the run.
+class SlowingBlobTask : public BlobTask {
+ public:
+  void start_epoch(int64_t epoch, int64_t first_step) override {
+    epoch_ = epoch;
+    BlobTask::start_epoch(epoch, first_step);
+  }
+  train::TrainStep forward(double label_smoothing) override {
+    if (epoch_ >= 2) std::this_thread::sleep_for(std::chrono::milliseconds(12));
+    return BlobTask::forward(label_smoothing);
+  }
+
+ private:
+  int64_t epoch_ = 0;
+};
+
+TEST_CASE("a time budget re-draws the linear decay when the pace changes after the warm-up", "[tools][train]") {
+  // The rate never jumps: from the re-fit step it falls in a line from the rate reached there.
+  train::LoopOptions options = blob_options();
+  options.schedule = "linear";
+  options.epochs = 10;
+  const auto before = train::make_schedule(options, 6);
+  options.refit_step = 24;
+  options.refit_lr = before(24);
+  options.epochs = 6;  // the budget now ends the run at step 36
+  const auto after = train::make_schedule(options, 6);
+  CHECK(after(3) == before(3));  // the warm-up does not depend on the length of the run
+  CHECK(after(24) == Approx(before(24)));
+  CHECK(after(30) == Approx(options.min_lr + (before(24) - options.min_lr) * 0.5));
+  CHECK(after(36) == Approx(options.min_lr));
+
+  // A real run: fitted to fast first epochs, then slowed down, it ends within its budget with a
+  // re-drawn decay that config.json records, so --resume follows the same rates as the run itself.
+  TempDir dir;
+  volatile std::sig_atomic_t interrupted = 0;
+  cct::manual_seed(0);
+  SlowingBlobTask task;
+  const train::RunFolder run(dir.file("slowing"));
+  train::LoopOptions budgeted = blob_options();
+  budgeted.schedule = "linear";
+  budgeted.time_budget = 0.04;  // 2.4 s
+  json::Object settings;
+  budgeted.to_json(settings);
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(train::fit(task, budgeted, run, settings, false, &interrupted, start) == 0);
+  const json::Object config = json::parse(cct::io::read_file(run.config_path())).as_object();
+  train::LoopOptions saved;
+  saved.from_json(config);
+  REQUIRE(saved.refit_step > 0);
+  const auto metrics = train::read_metrics(run.metrics_path());
+  REQUIRE(metrics.size() == static_cast<size_t>(saved.epochs));
+  const auto resumed = train::make_schedule(saved, 6);
+  double previous = 1.0;
+  for (size_t e = 1; e < metrics.size(); ++e) {  // after the 1-epoch warm-up
+    const double lr = metrics[e].at("lr").as_double();
+    CHECK(lr <= previous + 1e-12);  // never rises
+    previous = lr;
+    const int64_t last_step = static_cast<int64_t>(e + 1) * 6 - 1;
+    if (last_step >= saved.refit_step) CHECK(resumed(last_step) == Approx(lr).epsilon(1e-9));
+  }
+  CHECK(metrics.back().at("lr").as_double() < 0.2 * budgeted.lr);
 }
 
 TEST_CASE("WeightAverage: warm-up of the decay, swap and restore", "[tools][train]") {

@@ -60,6 +60,10 @@ struct LoopOptions {
   double time_budget = 0;       // minutes for the whole run; > 0: `epochs` is fitted to it at the start
   std::string schedule = "cosine";  // after the warm-up: "cosine" to min_lr, or "linear" to min_lr
   double ema = 0;               // decay of the weight average that is validated and saved; 0: off
+  // Where a time budget last re-fitted a linear decay after the warm-up (0: never): from this step the
+  // learning rate falls in a straight line from `refit_lr` to min_lr at the end of `epochs`.
+  int64_t refit_step = 0;
+  double refit_lr = 0;
   std::string precision = "auto";  // products in "bf16" or "fp32"; "auto": bf16 where the CPU has AVX512_BF16
 
   bool extend_by_budget = false;  // --resume --time-budget M: continue for M more minutes (not saved)
@@ -84,6 +88,10 @@ struct LoopOptions {
     o.set("schedule", json::Value(schedule));
     o.set("ema", json::Value(ema));
     o.set("precision", json::Value(precision));
+    if (refit_step > 0) {
+      o.set("refit_step", json::Value(refit_step));
+      o.set("refit_lr", json::Value(refit_lr));
+    }
   }
   void from_json(const json::Object& o) {
     epochs = o.at("epochs").as_int();
@@ -103,6 +111,8 @@ struct LoopOptions {
     if (const json::Value* shape = o.find("schedule")) schedule = shape->as_string();
     if (const json::Value* decay = o.find("ema")) ema = decay->as_double();
     if (const json::Value* products = o.find("precision")) precision = products->as_string();
+    if (const json::Value* step = o.find("refit_step")) refit_step = step->as_int();
+    if (const json::Value* rate = o.find("refit_lr")) refit_lr = rate->as_double();
   }
 };
 
@@ -275,7 +285,15 @@ inline std::function<double(int64_t)> make_schedule(const LoopOptions& options, 
   if (options.schedule == "linear") {
     const optim::LinearDecaySchedule linear{options.lr, 1e-6, options.min_lr, warmup_epochs * steps_per_epoch,
                                             cosine_epochs * steps_per_epoch};
-    return [linear](int64_t step) { return linear.lr_at(step); };
+    if (options.refit_step <= 0) return [linear](int64_t step) { return linear.lr_at(step); };
+    // A budget re-fitted the decay at refit_step: a straight line from the rate reached there to min_lr at
+    // the new end. (The steps before it ran on earlier fits; only resumed runs ask, and they resume later.)
+    const optim::LinearDecaySchedule refitted{options.refit_lr, options.refit_lr, options.min_lr, options.refit_step,
+                                              std::max(options.refit_step, cosine_epochs * steps_per_epoch)};
+    const int64_t refit_step = options.refit_step;
+    return [linear, refitted, refit_step](int64_t step) {
+      return step < refit_step ? linear.lr_at(step) : refitted.lr_at(step);
+    };
   }
   const optim::CosineSchedule cosine =
       optim::CosineSchedule{options.lr, 1e-6, options.min_lr, warmup_epochs, cosine_epochs, options.cooldown_epochs}
@@ -581,14 +599,19 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
     if (root)
       write_curves_svg(run.curves_path(), read_metrics(metrics_path), task.title().empty() ? "training curves" : task.title());
     if (budgeted && !resume) {
-      // While every step so far was in the warm-up (whose learning rates do not depend on the length of
-      // the run), fit the epochs again to the pace of the whole real epochs so far, which the first
-      // steps only sample: the run stays the same as one started with the new --epochs. The pace is
-      // the mean over those epochs, so one epoch slowed by a busy machine does not cut the run short.
+      // Fit the epochs again to the mean pace of the whole epochs so far (training, validation and
+      // checkpoints), which the first steps only sample, and which a shared machine changes as the run
+      // goes. In the warm-up (whose rates do not depend on the run's length) the run stays the same as one
+      // started with the new --epochs. Later, with a linear decay, the rest of the decay is re-drawn from the
+      // rate reached now to min_lr at the new end (refit_step/refit_lr in config.json, which --resume
+      // follows), so the rate never jumps; the last epoch is never re-fitted. A mean over all epochs keeps
+      // one slow epoch from cutting the run short.
       const int64_t warmup_steps = options.warmup_epochs * steps_per_epoch;
       paced_seconds += epoch_seconds + validation_seconds + checkpoint_seconds;
       ++paced_epochs;
-      if (position.global_step <= warmup_steps) {
+      const bool in_warmup = position.global_step <= warmup_steps;
+      const bool redraw = options.schedule == "linear" && options.cooldown_epochs == 0;
+      if ((in_warmup || redraw) && options.epochs - position.epoch >= 2) {
         const int64_t val_batches = task.eval_batches(Split::kValidation);
         if (val_batches > 0)
           test_seconds_estimate = validation_seconds * static_cast<double>(task.eval_batches(Split::kTest)) /
@@ -596,11 +619,17 @@ inline int fit(Task& task, LoopOptions options, const RunFolder& run, json::Obje
         const double pace = paced_seconds / static_cast<double>(paced_epochs);
         const double left = options.time_budget * 60 * 0.97 - elapsed_minutes * 60 - test_seconds_estimate;
         const int64_t refit = world.broadcast_value(
-            position.epoch + std::max<int64_t>(0, static_cast<int64_t>(std::floor(left / pace))));
-        if (refit != options.epochs && refit - options.cooldown_epochs > options.warmup_epochs) {
-          std::printf("  time budget: %.1f s per epoch so far: %lld epochs instead of %lld (reproduce with --epochs %lld)\n",
-                      pace, static_cast<long long>(refit), static_cast<long long>(options.epochs),
-                      static_cast<long long>(refit));
+            position.epoch + std::max<int64_t>(1, static_cast<int64_t>(std::floor(left / pace))));
+        if (refit != options.epochs && (!in_warmup || refit - options.cooldown_epochs > options.warmup_epochs)) {
+          std::printf("  time budget: %.1f s per epoch so far: %lld epochs instead of %lld%s%lld%s\n", pace,
+                      static_cast<long long>(refit), static_cast<long long>(options.epochs),
+                      in_warmup ? " (reproduce with --epochs " : "; the decay from step ",
+                      static_cast<long long>(in_warmup ? refit : position.global_step),
+                      in_warmup ? ")" : " on is re-drawn to end there");
+          if (!in_warmup) {
+            options.refit_lr = lr_at(position.global_step);
+            options.refit_step = position.global_step;
+          }
           options.epochs = refit;
           options.to_json(settings);
           settings.set("fitted_total_steps", json::Value(options.epochs * steps_per_epoch));

@@ -45,6 +45,7 @@ struct TrainOptions {
   double dropout = 0.2;
   double attention_dropout = 0.1;
   double stochastic_depth = 0.1;
+  double word_dropout = 0.0;
   train::LoopOptions loop = [] {
     train::LoopOptions loop;
     loop.epochs = 20;
@@ -70,6 +71,7 @@ struct TrainOptions {
     train::check::below("--dropout", dropout, 0, 1);
     train::check::below("--attention-dropout", attention_dropout, 0, 1);
     train::check::below("--stochastic-depth", stochastic_depth, 0, 1);
+    train::check::below("--word-dropout", word_dropout, 0, 1);
   }
 
   json::Object to_json() const {
@@ -87,6 +89,7 @@ struct TrainOptions {
     o.set("dropout", json::Value(dropout));
     o.set("attention_dropout", json::Value(attention_dropout));
     o.set("stochastic_depth", json::Value(stochastic_depth));
+    o.set("word_dropout", json::Value(word_dropout));
     loop.to_json(o);
     o.set("out", json::Value(out));
     return o;
@@ -106,6 +109,7 @@ struct TrainOptions {
     t.dropout = o.at("dropout").as_double();
     t.attention_dropout = o.at("attention_dropout").as_double();
     t.stochastic_depth = o.at("stochastic_depth").as_double();
+    if (const json::Value* words = o.find("word_dropout")) t.word_dropout = words->as_double();
     t.loop.from_json(o);
     t.out = o.at("out").as_string();
     return t;
@@ -245,15 +249,22 @@ class TextTask : public train::Task {
   const std::vector<std::string>& class_names() const override { return info_.class_names; }
   std::string unit() const override { return "seq"; }
   std::string title() const override { return options_.model + " on " + options_.dataset; }
+  std::string recipe() const override {
+    if (options_.word_dropout <= 0) return "";
+    char text[48];
+    std::snprintf(text, sizeof text, "word dropout %g", options_.word_dropout);
+    return text;
+  }
 
   int64_t steps_per_epoch() const override { return loader_.num_batches(); }
   void start_epoch(int64_t epoch, int64_t first_step) override {
     order_ = loader_.epoch_order(epoch);
+    epoch_ = epoch;
     next_step_ = first_step;
   }
   bool next_batch() override {
     if (next_step_ >= loader_.num_batches()) return false;
-    batch_ = loader_.batch(order_, next_step_++);
+    batch_ = loader_.batch(order_, next_step_++, epoch_);
     return true;
   }
   train::TrainStep forward(double label_smoothing) override {
@@ -301,6 +312,7 @@ class TextTask : public train::Task {
     loader.seq_len = seq_len;
     loader.shuffle = true;
     loader.seed = options.loop.seed;
+    loader.word_dropout = options.word_dropout;
     loader.shard = trainer_cli::data_shard(/*pad=*/true);  // under mpirun, this rank's share
     return loader;
   }
@@ -312,7 +324,7 @@ class TextTask : public train::Task {
   TextLoader loader_;
   TextDataInfo info_;
   std::vector<int64_t> order_, eval_order_;
-  int64_t next_step_ = 0;
+  int64_t next_step_ = 0, epoch_ = 0;
   TextBatch batch_;
   std::unique_ptr<TextLoader> eval_loader_;
 };

@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"sine", "learnable", "none"}));
   trainer_cli::add_regularisation_options(train_cmd, train.dropout, train.attention_dropout, train.stochastic_depth);
+  train_cmd->add_option("--word-dropout", train.word_dropout,
+                        "in training, replace each word by <unk> with this probability (augmentation; 0: off)")
+      ->capture_default_str();
   trainer_cli::add_loop_options(train_cmd, train.loop, "sentences");
   train_cmd->add_option("--out", train.out, "output folder")->capture_default_str();
   train_cmd->add_flag("--resume", train.resume, "continue the run in --out from its last checkpoint");

@@ -3,10 +3,13 @@
 //
 //   trec             trec/train_5500.label (train) and trec/TREC_10.label (test); validation: --val-split
 //                    of the training file
-//   ag_news          ag_news_subset/train.csv (train), ag_news_subset/dev.csv (validation) and the
-//                    official ag_news/test.csv (7,600 rows, test). The subset's train.csv (5,000 rows)
-//                    repeats all 1,000 dev.csv rows: those are left out of training (4,000 rows remain)
-//   ag_news_subset   ag_news_subset/{train,dev,test}.csv, training without the dev rows as for ag_news
+//   ag_news          ag_news_subset/train.csv (train, 5,000 rows) and the official ag_news/test.csv
+//                    (7,600 rows, test). The subset's dev.csv repeats 1,000 of train.csv's rows, so it
+//                    cannot validate a model trained on all of them: with --val-split 0 (the default)
+//                    all 5,000 rows train and nothing validates (the last, EMA, weights are tested, as
+//                    for TREC and CIFAR-10); with any --val-split above 0, dev.csv validates and its
+//                    rows leave training (4,000 remain)
+//   ag_news_subset   ag_news_subset/{train,dev,test}.csv, training and validation as for ag_news
 //   sst2, sst1       sentence_clf/stsa.binary.* / stsa.fine.* (train, dev, test)
 //   mr, subj, cr,    sentence_clf/rt-polarity.all, subj.all, custrev.all, mpqa.all: one file; a fixed
 //   mpqa             10% of it (stratified, the same for every run so runs compare) is the test set,
@@ -122,17 +125,19 @@ inline TextSplits read_text_data(const std::string& name, const std::string& dir
     s.test = text::read_trec(s.test_source = file("trec/TREC_10.label"));
   } else if (name == "ag_news" || name == "ag_news_subset") {
     s.train = reading::with_class_names(text::read_ag_news_subset(s.train_source = file("ag_news_subset/train.csv")), ag_names);
-    s.val = reading::with_class_names(text::read_ag_news_subset(s.val_source = file("ag_news_subset/dev.csv")), ag_names);
-    // The subset's dev.csv rows all appear in its train.csv as well: they are left out of training, so
-    // that validation (and the choice of best.safetensors) sees sentences the model was not trained on.
-    const std::unordered_set<std::string> dev_texts(s.val.texts.begin(), s.val.texts.end());
-    std::vector<int64_t> kept;
-    for (int64_t i = 0; i < s.train.size(); ++i)
-      if (!dev_texts.count(s.train.texts[static_cast<size_t>(i)])) kept.push_back(i);
-    if (static_cast<int64_t>(kept.size()) < s.train.size()) {
-      s.train_source += " without the " + std::to_string(s.train.size() - static_cast<int64_t>(kept.size())) +
-                        " rows that dev.csv repeats";
-      s.train = s.train.subset(kept);
+    if (val_split > 0) {
+      s.val = reading::with_class_names(text::read_ag_news_subset(s.val_source = file("ag_news_subset/dev.csv")), ag_names);
+      // The subset's dev.csv rows all appear in its train.csv as well: they are left out of training, so
+      // that validation (and the choice of best.safetensors) sees sentences the model was not trained on.
+      const std::unordered_set<std::string> dev_texts(s.val.texts.begin(), s.val.texts.end());
+      std::vector<int64_t> kept;
+      for (int64_t i = 0; i < s.train.size(); ++i)
+        if (!dev_texts.count(s.train.texts[static_cast<size_t>(i)])) kept.push_back(i);
+      if (static_cast<int64_t>(kept.size()) < s.train.size()) {
+        s.train_source += " without the " + std::to_string(s.train.size() - static_cast<int64_t>(kept.size())) +
+                          " rows that dev.csv repeats";
+        s.train = s.train.subset(kept);
+      }
     }
     if (name == "ag_news") s.test = text::read_ag_news(s.test_source = file("ag_news/test.csv"));
     else s.test = reading::with_class_names(text::read_ag_news_subset(s.test_source = file("ag_news_subset/test.csv")), ag_names);

@@ -34,6 +34,10 @@ struct TextLoaderOptions {
   bool shuffle = true;
   bool drop_last = false;  // a last, smaller batch is kept: small text sets cannot spare the examples
   uint64_t seed = 0;
+  // Training augmentation: each word of a sentence becomes "<unk>" with this probability, so the model
+  // does not lean on any one word and the "<unk>" vector (which unseen test words map to) is trained
+  // in real sentences. Drawn from (seed, epoch, batch, rank): a resumed run sees the same batches.
+  double word_dropout = 0;
   data::Shard shard;  // data-parallel: this rank's share of every epoch
 };
 
@@ -62,8 +66,9 @@ class TextLoader {
     return data::shard_order(data::random_permutation(dataset_.size(), gen), options_.shard);
   }
 
-  // Batch `index` of an epoch whose order is `order` (from epoch_order).
-  TextBatch batch(const std::vector<int64_t>& order, int64_t index) const {
+  // Batch `index` of an epoch whose order is `order` (from epoch_order); word dropout applies when the
+  // training `epoch` is given (evaluation passes none).
+  TextBatch batch(const std::vector<int64_t>& order, int64_t index, int64_t epoch = -1) const {
     CCT_CHECK(index >= 0 && index < num_batches(), "TextLoader::batch: batch ", index, " is out of range for ",
               num_batches(), " batches");
     const int64_t begin = index * options_.batch_size;
@@ -73,6 +78,15 @@ class TextLoader {
     text::EncodedBatch encoded = vocabulary_.encode_batch(dataset_.texts, out.rows, options_.seq_len);
     out.ids = std::move(encoded.ids);
     out.mask = std::move(encoded.mask);
+    if (options_.word_dropout > 0 && epoch >= 0) {
+      const uint64_t stream = static_cast<uint64_t>(index) * static_cast<uint64_t>(options_.shard.world) +
+                              static_cast<uint64_t>(options_.shard.rank);
+      Generator gen(data::derive_seed(options_.seed, static_cast<uint64_t>(epoch), stream, kWordDropoutStream));
+      int64_t* ids = out.ids.data();
+      const uint8_t* mask = out.mask.data();
+      for (int64_t i = 0; i < out.ids.numel(); ++i)
+        if (mask[i] && gen.uniform() < options_.word_dropout) ids[i] = text::Vocabulary::kUnknownIndex;
+    }
     out.labels = Tensor<int64_t>::empty({out.size()});
     for (int64_t i = 0; i < out.size(); ++i)
       out.labels.data()[i] = dataset_.labels[static_cast<size_t>(out.rows[static_cast<size_t>(i)])];
@@ -81,6 +95,7 @@ class TextLoader {
 
  private:
   static constexpr uint64_t kShuffleStream = 1;
+  static constexpr uint64_t kWordDropoutStream = 2;
 
   const text::TextDataset& dataset_;
   const text::Vocabulary& vocabulary_;

@@ -88,9 +88,11 @@ fi
 grep -q "error: .*TREC_10.label" "$work/err2.log" || { cat "$work/err2.log"; fail "the error does not name the missing file"; }
 [ "$(wc -l < "$work/err2.log")" -le 3 ] || { cat "$work/err2.log"; fail "the error is not short"; }
 
-# 5. interrupt + resume reproduces the uninterrupted run exactly
-common=("${small[@]}" --epochs 3 --seed 7 --dropout 0.1 --glove "$work/glove_8d.txt")
+# 5. interrupt + resume reproduces the uninterrupted run exactly (word dropout on: its draws must repeat too)
+common=("${small[@]}" --epochs 3 --seed 7 --dropout 0.1 --word-dropout 0.2 --glove "$work/glove_8d.txt")
 "$cct_text" train "${common[@]}" --out "$work/full" > "$work/full.log" 2>&1 || { cat "$work/full.log"; fail "full run failed"; }
+grep -q "word dropout 0.2" "$work/full.log" || { cat "$work/full.log"; fail "the run does not say it uses word dropout"; }
+grep -q '"word_dropout": *0.2' "$work/full/config.json" || fail "config.json does not record --word-dropout"
 set +e
 timeout --preserve-status -s INT 2 "$cct_text" train "${common[@]}" --out "$work/split" > "$work/split1.log" 2>&1
 status=$?

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "fuzz_targets.hpp"
+// Built by scripts/fuzz.sh without CMake: stb's code, compiled once, here.
+#include <cct/data/stb_implementation.hpp>
 
 namespace {
 cct::fuzz::Target g_target = nullptr;

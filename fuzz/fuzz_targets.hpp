@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include <cct/data/image_io.hpp>  // first: it compiles stb in (see its comment)
+#include <cct/data/image_io.hpp>
 #include <cct/core/generator.hpp>
 #include <cct/data/cifar.hpp>
 #include <cct/data/idx.hpp>

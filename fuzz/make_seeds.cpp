@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-#include <cct/data/image_io.hpp>  // first: it compiles stb in
+#include <cct/data/image_io.hpp>
+#include <cct/data/stb_implementation.hpp>  // built without CMake: stb's code, once
 #include <cct/io/atomic_file.hpp>
 #include <cct/io/safetensors.hpp>
 #include <cct/models/checkpoint.hpp>

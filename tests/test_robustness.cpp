@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <cct/data/image_io.hpp>  // first: it compiles stb in
+#include <cct/data/image_io.hpp>
 #include <cct/data/loader.hpp>
 #include <cct/io/json.hpp>
 #include <cct/io/safetensors.hpp>

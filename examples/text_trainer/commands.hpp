@@ -27,8 +27,8 @@ using namespace cct;
 
 // Defaults: the best TREC recipe found on a 2-core CPU (docs/text_recipes.md): text_cct_2_k4 with random
 // 300-d word vectors, 32 words (TREC questions average 10; 6 of 5,452 are longer), words seen at least
-// twice (the others train "<unk>", which the test set's unseen words then map to), dropout 0.2 and
-// weight decay 0.3 against over-fitting, 20 epochs at lr 2e-3 with warm-up then a straight line down,
+// twice (the others train "<unk>", which the test set's unseen words then map to), dropout 0.2, word
+// dropout 0.2 and weight decay 0.3 against over-fitting, 20 epochs at lr 2e-3 with warm-up then a straight line down,
 // an EMA of the weights (0.99: TREC has only 85 steps an epoch), all training sentences (no validation
 // split; --val-split 0.1 holds some out). AG News sentences average 45 words: use --seq-len 64 there.
 struct TrainOptions {
@@ -45,7 +45,7 @@ struct TrainOptions {
   double dropout = 0.2;
   double attention_dropout = 0.1;
   double stochastic_depth = 0.1;
-  double word_dropout = 0.0;
+  double word_dropout = 0.2;
   train::LoopOptions loop = [] {
     train::LoopOptions loop;
     loop.epochs = 20;
@@ -109,7 +109,8 @@ struct TrainOptions {
     t.dropout = o.at("dropout").as_double();
     t.attention_dropout = o.at("attention_dropout").as_double();
     t.stochastic_depth = o.at("stochastic_depth").as_double();
-    if (const json::Value* words = o.find("word_dropout")) t.word_dropout = words->as_double();
+    const json::Value* words = o.find("word_dropout");
+    t.word_dropout = words ? words->as_double() : 0.0;  // runs from before the option had none
     t.loop.from_json(o);
     t.out = o.at("out").as_string();
     return t;

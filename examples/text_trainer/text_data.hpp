@@ -41,17 +41,14 @@ inline const std::vector<std::string>& known_datasets() {
   return names;
 }
 
-inline bool is_directory(const std::string& path) {
-  std::error_code error;
-  return std::filesystem::is_directory(path, error);
-}
+using data::detail::is_folder;
 
 // --data-dir when given; otherwise $CCT_DATA_DIR/text when that folder exists, else $CCT_DATA_DIR.
 inline std::string resolve_text_data_dir(const std::string& given) {
   if (!given.empty()) return given;
   if (const char* env = std::getenv("CCT_DATA_DIR")) {
     const std::string base = env;
-    return is_directory(base + "/text") ? base + "/text" : base;
+    return is_folder(base + "/text") ? base + "/text" : base;
   }
   throw Error("no data: pass --data-dir DIR or set CCT_DATA_DIR (a folder holding trec/, ag_news/, "
               "ag_news_subset/ and sentence_clf/, or one with text/ holding them)");
@@ -112,7 +109,7 @@ inline TextSplits read_text_data(const std::string& name, const std::string& dir
     for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
     throw Error("unknown --dataset '" + name + "'; known: " + list);
   }
-  if (!is_directory(dir)) throw IoError("data folder '" + dir + "' does not exist or is not a folder");
+  if (!is_folder(dir)) throw IoError("data folder '" + dir + "' does not exist or is not a folder");
   const auto file = [&](const std::string& relative) { return dir + "/" + relative; };
   // A fixed seed for the test part of single-file sets: every run is scored on the same sentences.
   constexpr uint64_t kTestSplitSeed = 0x7E57;

@@ -36,23 +36,17 @@ inline const char* format_name(DataFormat format) {
   }
 }
 
-inline bool path_exists(const std::string& path) {
-  std::error_code error;
-  return std::filesystem::exists(path, error);
-}
-inline bool is_directory(const std::string& path) {
-  std::error_code error;
-  return std::filesystem::is_directory(path, error);
-}
+using data::detail::is_folder;
+using data::detail::path_exists;
 
 // Looks at what the folder holds; throws naming what was looked for when nothing fits.
 inline DataFormat detect_format(const std::string& dir) {
-  if (!is_directory(dir)) throw IoError("data folder '" + dir + "' does not exist or is not a folder");
+  if (!is_folder(dir)) throw IoError("data folder '" + dir + "' does not exist or is not a folder");
   auto has = [&](const std::string& name) { return path_exists(dir + "/" + name); };
   if (has("data_batch_1.bin") || has("cifar-10-batches-bin/data_batch_1.bin")) return DataFormat::kCifar10;
   if (has("train.bin") || has("cifar-100-binary/train.bin")) return DataFormat::kCifar100;
   if (has("train-images-idx3-ubyte") || has("train-images-idx3-ubyte.gz")) return DataFormat::kIdx;
-  if (is_directory(dir + "/train") && is_directory(dir + "/test")) return DataFormat::kImageFolder;
+  if (is_folder(dir + "/train") && is_folder(dir + "/test")) return DataFormat::kImageFolder;
   throw IoError("cannot tell the format of data folder '" + dir +
                 "': expected CIFAR-10 batches (data_batch_1.bin ... test_batch.bin), CIFAR-100 (train.bin, "
                 "test.bin), IDX files (train-images-idx3-ubyte[.gz], ...), or train/ and test/ folders with one "

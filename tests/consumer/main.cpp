@@ -1,9 +1,25 @@
-// The consumer-project test: uses cct through <cct/cct.hpp> and checks one gradient by hand.
+// The consumer-project test: uses cct through <cct/cct.hpp>, checks one gradient by hand, and writes
+// and reads back a PNG, which links stb's code from cct::cct (the compiled cct::image_codecs).
 #include <cct/cct.hpp>
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <string>
 #include <vector>
+
+// A 3x2 RGB image through write_png and read_image: the pixels must come back unchanged.
+static bool png_round_trip() {
+  cct::data::Image image(3, 2, 3);
+  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(17 * i);
+  const std::string path = (std::filesystem::temp_directory_path() / "cct_consumer_round_trip.png").string();
+  cct::data::write_png(path, image);
+  const cct::data::Image back = cct::data::read_image(path);
+  std::filesystem::remove(path);
+  const bool same = back.channels == 3 && back.height == 2 && back.width == 3 && back.pixels == image.pixels;
+  std::printf("PNG round trip through stb: %s\n", same ? "pixels unchanged" : "WRONG PIXELS");
+  return same;
+}
 
 int main() {
   auto a = cct::Tensor<float>::from_vector({1.0f, -2.0f, 3.0f});
@@ -36,5 +52,6 @@ int main() {
   if (a.grad().defined()) print("dy/da", a.grad().to_vector());
   if (b.grad().defined()) print("dy/db", b.grad().to_vector());
   std::printf("cct %s consumer: %s\n", CCT_VERSION_STRING, ok ? "gradients correct" : "WRONG RESULT");
-  return ok ? 0 : 1;
+  const bool images_ok = png_round_trip();
+  return ok && images_ok ? 0 : 1;
 }

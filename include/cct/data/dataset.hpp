@@ -80,6 +80,15 @@ using data::derive_seed;
 inline std::string join_path(const std::string& dir, const std::string& name) {
   return (std::filesystem::path(dir) / name).string();
 }
+// Without exceptions: a path that cannot be looked at (no permission, a dangling link) counts as absent.
+inline bool path_exists(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(path, error);
+}
+inline bool is_folder(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::is_directory(path, error);
+}
 
 // The folder that holds `probe`: `dir` itself, or `dir/<subfolder>` (the name the official tarball unpacks to).
 inline std::string find_data_dir(const std::string& dir, const std::string& probe, const std::string& subfolder) {

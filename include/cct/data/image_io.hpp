@@ -1,11 +1,10 @@
 // Image files: decoding PNG/JPEG/BMP (stb_image), writing PNGs atomically (stb_image_write), and
 // tiling images into one captioned PNG grid for looking at samples and augmentations.
 //
-// stb's implementations are compiled into every translation unit that includes this header, as
-// `static` functions (STB_IMAGE_STATIC, STB_IMAGE_WRITE_STATIC), so any number of translation units
-// link together without duplicate symbols. Consequence: in a translation unit that includes this
-// header, do not also define STB_IMAGE_IMPLEMENTATION / STB_IMAGE_WRITE_IMPLEMENTATION yourself, and
-// include this header before any other inclusion of <stb/stb_image.h> or <stb/stb_image_write.h>.
+// stb's implementation is compiled once per program, not in every file that includes this header:
+// CMake builds it into a small static library that cct::cct links (see stb_implementation.hpp, which a
+// build without CMake includes in exactly one .cpp). This header sees stb's declarations only, with
+// the settings of stb_config.hpp.
 #pragma once
 
 #include <algorithm>
@@ -19,31 +18,14 @@
 #include "../io/atomic_file.hpp"
 #include "dataset.hpp"
 
-#ifndef CCT_STB_IMPLEMENTATIONS_INCLUDED
-#define CCT_STB_IMPLEMENTATIONS_INCLUDED
-// Decoders for the formats image folders hold; memory only (cct reads the files itself).
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_NO_STDIO
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#define STBI_ONLY_BMP
-// stb's asserts are consistency checks that corrupt files can trip (a JPEG whose Huffman codes do not
-// match their lengths, found by fuzzing): with NDEBUG they vanish and stb goes on bounds-checked, but a
-// debug build would abort. cct refuses or decodes such a file the same way in every build.
-#define STBI_ASSERT(x) ((void)0)
-#include <stb/stb_image.h>
-#undef STB_IMAGE_IMPLEMENTATION
-
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
-#include <stb/stb_image_write.h>
-#undef STB_IMAGE_WRITE_IMPLEMENTATION
-
-// Tiny bitmap font for captions (all functions static by design).
-#include <stb/stb_easy_font.h>
+#if !__has_include(<stb/stb_image.h>) || !__has_include(<stb/stb_image_write.h>)
+#error "cct/data/image_io.hpp (image folders, PNG output; included by cct/image_data.hpp and cct/cct.hpp) needs stb's headers: apt-get install libstb-dev (scripts/install_deps.sh does), or include cct/library.hpp, which needs no stb"
 #endif
+#include "stb_config.hpp"
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+// Tiny bitmap font for captions (all functions static by design: nothing to link).
+#include <stb/stb_easy_font.h>
 
 namespace cct::data {
 

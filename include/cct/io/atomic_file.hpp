@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -102,8 +103,8 @@ class AtomicFileWriter {
 
   // Best effort: some file systems refuse to fsync a directory, and the data is already renamed.
   void sync_directory() const {
-    const size_t slash = path_.find_last_of('/');
-    const std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+    const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+    const std::string directory = parent.empty() ? "." : parent.string();
     const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
     ::fsync(fd);

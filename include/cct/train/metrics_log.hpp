@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <utility>
@@ -27,7 +28,10 @@ namespace cct::train {
 
 namespace detail {
 
-inline bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+inline bool file_exists(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(path, error);
+}
 
 inline void warn(std::FILE* warnings, const std::string& message) {
   if (warnings) std::fprintf(warnings, "warning: %s\n", message.c_str());

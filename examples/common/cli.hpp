@@ -68,8 +68,8 @@ inline void add_loop_options(CLI::App* command, cct::train::LoopOptions& loop, c
       ->capture_default_str();
   command->add_option("--val-split", loop.val_split,
                       "fraction of the training set held out for model selection, for data without a validation "
-                      "part (AG News: any value above 0 validates on its dev.csv instead); 0: no model selection, "
-                      "the last weights are tested (the test set is used only for the final numbers)")
+                      "part (AG News: any value above 0 validates on its dev.csv instead); 0: train on all of it and "
+                      "test the epoch with the best training accuracy (the test set is used only for the final numbers)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.9));
   command->add_flag("--skip-nonfinite", loop.skip_nonfinite,

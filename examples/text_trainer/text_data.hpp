@@ -6,8 +6,9 @@
 //   ag_news          ag_news_subset/train.csv (train, 5,000 rows) and the official ag_news/test.csv
 //                    (7,600 rows, test). The subset's dev.csv repeats 1,000 of train.csv's rows, so it
 //                    cannot validate a model trained on all of them: with --val-split 0 (the default)
-//                    all 5,000 rows train and nothing validates (the last, EMA, weights are tested, as
-//                    for TREC and CIFAR-10); with any --val-split above 0, dev.csv validates and its
+//                    all 5,000 rows train and nothing validates (the epoch with the best training
+//                    accuracy is tested, as for TREC and CIFAR-10: with the default linear decay and
+//                    EMA, the last); with any --val-split above 0, dev.csv validates and its
 //                    rows leave training (4,000 remain)
 //   ag_news_subset   ag_news_subset/{train,dev,test}.csv, training and validation as for ag_news
 //   sst2, sst1       sentence_clf/stsa.binary.* / stsa.fine.* (train, dev, test)

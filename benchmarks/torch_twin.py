@@ -4,7 +4,7 @@ the same way, so that the two can be compared figure by figure.
 
     /usr/bin/python3 benchmarks/torch_twin.py [--model cct_2_3x2_32] [--batch 128] [--threads 2]
                                               [--iters 10] [--warmup 2] [--budget-s 0] [--mode both|train|infer]
-                                              [--tuned]
+                                              [--tuned] [--autocast]
 
 The model is the independent PyTorch implementation of the reference (tests/fixtures/reference_models.py),
 built from the metadata of cct's registered model (scripts/convert_checkpoint.py). Inference: eval mode under
@@ -12,7 +12,7 @@ torch.no_grad(). Training step: train mode, forward, cross-entropy with label sm
 backward, AdamW (lr 5e-4, weight decay 0.05 on parameters of rank >= 2 except biases, none on the rest,
 as cct's param_groups_no_decay_for_1d). Random N(0, 1) images and random labels.
 
-Two configurations:
+Configurations:
   as installed  Debian's python3-torch with the libblas.so.3 the dynamic loader finds (run_side_by_side.sh
                 points it at the OpenBLAS pthreads build that python3-torch's recommendations install),
                 glibc malloc, NCHW tensors.
@@ -22,6 +22,10 @@ Two configurations:
                 input in channels_last memory format. The script sets the environment up itself (it
                 re-executes itself with it) and then checks in /proc/self/maps that the OpenBLAS and jemalloc
                 libraries really are the ones loaded; it fails if they are not.
+  --autocast    PyTorch's CPU mixed precision, its one documented line: the forward pass and the loss under
+                torch.autocast("cpu", dtype=torch.bfloat16) (linear layers, convolutions and matmuls take
+                bf16 operands; weights, gradients and AdamW state stay fp32). With --tuned this is the
+                strongest PyTorch on a CPU with AVX512_BF16, the column cct has to beat.
 
 GFLOP/s use the same count as bench_model: forward = 2 x (conv + linear MACs + the attention products'
 2*N^2*D MACs per layer) per image, counted here independently with forward hooks; training = 3 x forward.
@@ -31,6 +35,7 @@ plus the BLAS and allocator libraries found in the process.
 Exit status 3 when PyTorch is not importable (with a message saying so).
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -57,6 +62,8 @@ def parse_args():
     parser.add_argument("--mode", choices=("both", "train", "infer"), default="both")
     parser.add_argument("--tuned", action="store_true",
                         help="OpenMP OpenBLAS + jemalloc (set up in the environment) + channels_last")
+    parser.add_argument("--autocast", action="store_true",
+                        help='forward and loss under torch.autocast("cpu", dtype=torch.bfloat16)')
     args = parser.parse_args()
     if args.batch < 1 or args.threads < 1 or args.iters < 1 or args.warmup < 0:
         parser.error("batch, threads and iters must be >= 1, warmup >= 0")
@@ -234,14 +241,21 @@ def main():
     if args.tuned and not (any(OPENBLAS_OPENMP_DIR in path or "openblas" in path for path in blas)
                            and any("jemalloc" in path for path in allocator)):
         sys.exit(f"torch_twin: the tuned environment did not take effect: BLAS {blas}, allocator {allocator}")
-    config = "tuned" if args.tuned else "installed"
+    config = ("tuned" if args.tuned else "installed") + (" + bf16 autocast" if args.autocast else "")
+
+    def precision_scope():
+        if args.autocast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
     print(f"torch {torch.__version__} ({config}): model {args.model} ({(macs + attention_macs) * 1e-9:.3f} GMACs/image "
           f"incl. attention), batch {args.batch}, threads {torch.get_num_threads()}, up to {args.iters} iterations "
           f"after {args.warmup} warm-up" + (f", {args.budget_s:g} s budget per phase" if args.budget_s > 0 else ""))
     print(f"  BLAS: {', '.join(blas) or '(none mapped)'}; allocator: {', '.join(allocator) or 'glibc malloc'}; "
-          f"memory format: {'channels_last' if args.tuned else 'contiguous (NCHW)'}")
+          f"memory format: {'channels_last' if args.tuned else 'contiguous (NCHW)'}; "
+          f"precision: {'bf16 autocast' if args.autocast else 'fp32'}")
 
     result = {"impl": "torch", "config": config, "torch_version": torch.__version__, "model": args.model,
+              "precision": "bf16" if args.autocast else "fp32",
               "batch": args.batch, "threads": torch.get_num_threads(), "iters": args.iters, "warmup": args.warmup,
               "macs_per_image": macs, "attention_macs_per_image": attention_macs, "infer": None, "train": None}
     infer_rss = 0.0
@@ -249,7 +263,7 @@ def main():
         model.eval()
 
         def infer_step():
-            with torch.no_grad():
+            with torch.no_grad(), precision_scope():
                 model(images)
 
         result["infer"] = phase_result(args.batch, forward_flops, time_runs(infer_step, args.warmup, args.iters,
@@ -269,7 +283,8 @@ def main():
                                        {"params": decay, "weight_decay": 0.05}], lr=5e-4)
 
         def train_step():
-            loss = F.cross_entropy(model(images), labels, label_smoothing=0.1)
+            with precision_scope():
+                loss = F.cross_entropy(model(images), labels, label_smoothing=0.1)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -47,7 +47,19 @@ class ConvTokenizer : public UnaryModule<T> {
     CCT_CHECK_SHAPE(images.dim() == 4 && images.size(1) == config_.in_channels, "ConvTokenizer: expected images (B, ",
                     config_.in_channels, ", H, W), got ", shape_str(images.shape()));
     Tensor<T> x = images;
-    for (int64_t i = 0; i < conv_layers->size(); ++i) x = conv_layers->template at<Sequential<T>>(i)->forward(x);
+    for (int64_t i = 0; i < conv_layers->size(); ++i) {
+      auto block = conv_layers->template at<Sequential<T>>(i);
+      if (config_.activation && config_.max_pool) {
+        // The block is conv → ReLU → max-pool, run as conv → max-pool → ReLU: max commutes with the
+        // monotone ReLU, so values and gradients are the same (for inputs without NaN), and the ReLU
+        // and its backward touch a quarter of the elements.
+        x = (*block)[0]->forward(x);  // conv
+        x = (*block)[2]->forward(x);  // max-pool
+        x = (*block)[1]->forward(x);  // ReLU
+      } else {
+        x = block->forward(x);
+      }
+    }
     const int64_t B = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
     return transpose(reshape(x, {B, C, HW}), 1, 2);
   }

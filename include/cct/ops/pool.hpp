@@ -38,8 +38,9 @@ inline T nan_max(T current, T candidate) {
 template <typename T>
 inline bool takes_over(T candidate, int32_t candidate_row, T current, int32_t current_row) {
   const bool candidate_nan = candidate != candidate, current_nan = current != current;
-  return candidate > current || (candidate_nan && !current_nan) ||
-         ((candidate == current || (candidate_nan && current_nan)) && candidate_row < current_row);
+  // Bitwise, not short-circuit: no branch, so callers' loops over positions vectorise.
+  return (candidate > current) | (candidate_nan & !current_nan) |
+         (((candidate == current) | (candidate_nan & current_nan)) & (candidate_row < current_row));
 }
 
 // out[plane, oh, ow] = max over the window of x[plane]; `planes` = N·C planes of geometry g (channels = 1).
@@ -73,6 +74,8 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
                  int32_t* const ch = pa ? column_row.data() + g.padding_w : nullptr;
                  const T* const window_start = column_max.data();
                  const int32_t* const window_row = pa ? column_row.data() : nullptr;
+                 std::vector<int32_t> best_row(pa ? static_cast<size_t>(g.out_w) : 0);
+                 std::vector<int32_t> best_k(pa ? static_cast<size_t>(g.out_w) : 0);
                  for (int64_t plane = begin; plane < end; ++plane) {
                    const T* src = px + plane * plane_size;
                    for (int64_t oh = 0; oh < g.out_h; ++oh) {
@@ -101,24 +104,27 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
                          ch[w] = take ? static_cast<int32_t>(h) : ch[w];
                        }
                      }
-                     int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
+                     // Then kernel column by kernel column over all output positions at once: no
+                     // dependency between positions and selects instead of branches, so it vectorises
+                     // (a branchy per-window search was a tenth of a CCT training step).
                      for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                       const int64_t first = ow * g.stride_w;
-                       T best = window_start[first];
-                       int32_t best_row = window_row[first];
-                       int64_t best_column = first;
-                       for (int64_t k = 1; k < g.kernel_w; ++k) {
-                         const T value = window_start[first + k];
-                         const int32_t value_row = window_row[first + k];
-                         if (takes_over(value, value_row, best, best_row)) {
-                           best = value;
-                           best_row = value_row;
-                           best_column = first + k;
-                         }
-                       }
-                       out_row[ow] = best;
-                       argmax_row[ow] = static_cast<int32_t>(best_row * g.width + (best_column - g.padding_w));
+                       out_row[ow] = window_start[ow * g.stride_w];
+                       best_row[ow] = window_row[ow * g.stride_w];
+                       best_k[ow] = 0;
                      }
+                     for (int32_t k = 1; k < g.kernel_w; ++k)
+                       for (int64_t ow = 0; ow < g.out_w; ++ow) {
+                         const T value = window_start[ow * g.stride_w + k];
+                         const int32_t value_row = window_row[ow * g.stride_w + k];
+                         const bool take = takes_over(value, value_row, out_row[ow], best_row[ow]);
+                         out_row[ow] = take ? value : out_row[ow];
+                         best_row[ow] = take ? value_row : best_row[ow];
+                         best_k[ow] = take ? k : best_k[ow];
+                       }
+                     int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
+                     for (int64_t ow = 0; ow < g.out_w; ++ow)
+                       argmax_row[ow] = static_cast<int32_t>(best_row[ow] * g.width + ow * g.stride_w + best_k[ow] -
+                                                             g.padding_w);
                    }
                  }
                });

@@ -307,8 +307,42 @@ inline void write_augmented_samples(const std::string& path, data::DataLoader& l
   data::write_image_grid(path, shown, captions, grid);
 }
 
+// A budget of this many minutes or more trains long enough (about 70 epochs of cct_2_3x2_32 here at 60
+// minutes) for augmentation and the reference's regularisation to pay; a short one (16 epochs at 15
+// minutes) underfits with them. docs/time_to_accuracy.md has the runs; budgets between 15 and 60 minutes
+// were not measured, so the line is drawn between the two.
+constexpr double kLongRecipeMinutes = 45;
+
+// With a long --time-budget, the long recipe's settings for each of its flags the user did not give:
+// AutoAugment, attention dropout 0.1, stochastic depth 0.1. Said in one line, saved in config.json.
+inline void choose_recipe_for_budget(TrainOptions& options, const CLI::App& command) {
+  if (options.resume || options.loop.time_budget < kLongRecipeMinutes) return;
+  const auto given = [&](const char* flag) { return command.get_option(flag)->count() > 0; };
+  std::string chosen;
+  const auto choose = [&](const char* flag, const std::string& value) {
+    chosen += (chosen.empty() ? "" : " ") + std::string(flag) + " " + value;
+  };
+  if (!given("--augment")) {
+    options.augment = "autoaugment";
+    choose("--augment", "autoaugment");
+  }
+  if (!given("--attention-dropout")) {
+    options.attention_dropout = 0.1;
+    choose("--attention-dropout", "0.1");
+  }
+  if (!given("--stochastic-depth")) {
+    options.stochastic_depth = 0.1;
+    choose("--stochastic-depth", "0.1");
+  }
+  if (!chosen.empty())
+    std::printf("recipe: a %g-minute budget (>= %g) trains long enough for augmentation and regularisation: %s "
+                "(give these flags to choose otherwise)\n",
+                options.loop.time_budget, kLongRecipeMinutes, chosen.c_str());
+}
+
 inline int run_train(TrainOptions options, const CLI::App& command) {
   const auto started = std::chrono::steady_clock::now();
+  choose_recipe_for_budget(options, command);
   const train::RunFolder run = trainer_cli::start_run(options, command);
   const train::LoopOptions& loop = options.loop;
 

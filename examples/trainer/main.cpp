@@ -48,7 +48,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--format", train.format, "auto, cifar10, cifar100, idx or folder")->capture_default_str();
   train_cmd->add_option("--image-size", train.image_size, "resize image folders to this size")->capture_default_str();
   trainer_cli::add_loop_options(train_cmd, train.loop, "images");
-  train_cmd->add_option("--augment", train.augment, "none, basic (crop + flip), autoaugment or randaugment")
+  train_cmd->add_option("--augment", train.augment,
+                        "none, basic (crop + flip), autoaugment or randaugment; with a --time-budget of 45 minutes "
+                        "or more, autoaugment, attention dropout 0.1 and stochastic depth 0.1 are the defaults (the "
+                        "long recipe)")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "basic", "autoaugment", "randaugment"}));
   train_cmd->add_option("--mixup", train.mixup, "Mixup alpha (0: off)")->capture_default_str();

@@ -79,4 +79,25 @@ cmp "$work/full/last.safetensors" "$work/split/last.safetensors" || fail "resume
 strip_times() { sed -E 's/,"epoch_seconds".*//' "$1"; }
 diff <(strip_times "$work/full/metrics.jsonl") <(strip_times "$work/split/metrics.jsonl") ||
   fail "resumed run's metrics differ"
+# 6. a long --time-budget chooses the long recipe for the flags not given, says so, and saves it
+# (the run would fill 45 minutes, so it is interrupted once its settings are written)
+budget_run() {  # out, extra flags...
+  local out=$1 status
+  shift
+  set +e
+  timeout --preserve-status -s INT 4 "$trainer" train --data "$work/data" --batch-size 8 --threads 2 --time-budget 45 \
+    "$@" --out "$work/$out" > "$work/$out.log" 2>&1
+  status=$?
+  set -e
+  [ $status -eq 0 ] || [ $status -eq 130 ] || { cat "$work/$out.log"; fail "the --time-budget 45 run failed ($status)"; }
+}
+budget_run long
+grep -q "recipe: a 45-minute budget" "$work/long.log" || { cat "$work/long.log"; fail "the long recipe was not announced"; }
+grep -q '"augment": "autoaugment"' "$work/long/config.json" || fail "a 45-minute budget did not choose AutoAugment"
+grep -q '"attention_dropout": 0.1' "$work/long/config.json" || fail "a 45-minute budget did not choose attention dropout 0.1"
+grep -q '"stochastic_depth": 0.1' "$work/long/config.json" || fail "a 45-minute budget did not choose stochastic depth 0.1"
+budget_run long_basic --augment basic --stochastic-depth 0
+grep -q '"augment": "basic"' "$work/long_basic/config.json" || fail "--augment basic was overridden by the long recipe"
+grep -q '"stochastic_depth": 0.0' "$work/long_basic/config.json" || fail "--stochastic-depth 0 was overridden"
+grep -q '"attention_dropout": 0.1' "$work/long_basic/config.json" || fail "the flag not given did not get the long recipe"
 echo "trainer CLI smoke test passed"

@@ -5,8 +5,11 @@
 #include <string>
 #include <vector>
 
+#include <cct/nn/tokenizer.hpp>
 #include <cct/ops/conv.hpp>
+#include <cct/ops/elementwise.hpp>
 #include <cct/ops/pool.hpp>
+#include <cct/ops/reduce.hpp>
 
 #include "test_helpers.hpp"
 
@@ -373,6 +376,42 @@ TEST_CASE("max_pool2d backward routes each gradient to the first maximum, with t
     const auto a = inferred.to_vector(), b = out.detach().to_vector();
     for (size_t i = 0; i < a.size(); ++i) REQUIRE((std::isnan(a[i]) ? std::isnan(b[i]) : a[i] == b[i]));
   }
+}
+
+// ConvTokenizer runs each block as conv → max-pool → ReLU for speed; the blocks hold (and Sequential
+// runs) the reference order conv → ReLU → max-pool. Max commutes with the monotone ReLU, so outputs and
+// every gradient must be identical, bit for bit, including windows that are all negative.
+TEST_CASE("ConvTokenizer's pool-then-ReLU order equals the reference's ReLU-then-pool, values and gradients",
+          "[ops][pool][nn]") {
+  cct::nn::TokenizerConfig config;
+  config.embedding_dim = 6;
+  config.num_conv_layers = 2;
+  config.in_planes = 4;
+  cct::Generator init(5);
+  cct::nn::ConvTokenizer<double> tokenizer(config, init);
+  const Tensor<double> upstream = random_constant({2, tokenizer.sequence_length(18, 18), 6}, 12);  // (B, tokens, D)
+
+  // Output and the gradients of the images and of both conv weights, one way or the other.
+  const auto run = [&](bool reference_order) {
+    Tensor<double> images = random_leaf({2, 3, 18, 18}, 11);
+    tokenizer.zero_grad(/*set_to_none=*/true);
+    Tensor<double> tokens;
+    if (reference_order) {
+      Tensor<double> x = images;
+      for (int64_t i = 0; i < tokenizer.conv_layers->size(); ++i)
+        x = tokenizer.conv_layers->at<cct::nn::Sequential<double>>(i)->forward(x);
+      tokens = cct::transpose(cct::reshape(x, {x.size(0), x.size(1), x.size(2) * x.size(3)}), 1, 2);
+    } else {
+      tokens = tokenizer.forward(images);
+    }
+    cct::sum(cct::mul(tokens, upstream)).backward();
+    std::vector<std::vector<double>> results{tokens.to_vector(), images.grad().to_vector()};
+    for (const auto& parameter : tokenizer.parameters()) results.push_back(parameter.grad().to_vector());
+    return results;
+  };
+  const auto fast = run(false), reference = run(true);
+  REQUIRE(fast.size() == 4);  // tokens, images, two conv weights
+  for (size_t i = 0; i < fast.size(); ++i) REQUIRE(fast[i] == reference[i]);
 }
 
 TEST_CASE("conv and pool error messages", "[ops][conv][pool]") {

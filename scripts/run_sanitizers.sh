@@ -29,7 +29,7 @@ started=$(date +%s)
 fast_targets=(test_io_safetensors test_checkpoint test_data test_text test_fuzz_regressions test_core_autograd)
 
 configure_args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g"
-                "-DCCT_SANITIZE=address;undefined" -DCCT_BUILD_TESTS=ON -DCCT_BUILD_BENCHMARKS=OFF -DCCT_INSTALL=OFF)
+                "-DCCT_SANITIZE=address;undefined" -DCCT_BUILD_TESTS=ON -DCCT_TEST_UNITY=OFF -DCCT_BUILD_BENCHMARKS=OFF -DCCT_INSTALL=OFF)
 if [ $fast -eq 1 ]; then
   configure_args+=(-DCCT_BUILD_EXAMPLES=OFF)
 else

@@ -33,6 +33,7 @@ using cct::IoError;
 using cct::Shape;
 using cct::Tensor;
 using namespace cct::data;
+using cct::testing::source_data_dir;
 
 namespace {
 
@@ -131,10 +132,6 @@ void write_gzip(const std::string& path, const std::string& bytes) {
   REQUIRE(gzclose(file) == Z_OK);
 }
 
-std::string source_data_dir() {
-  if (const char* env = std::getenv("CCT_DATA_DIR")) return env;
-  return std::string(CCT_SOURCE_DIR) + "/../shared/data";
-}
 
 }  // namespace
 

@@ -9,7 +9,10 @@
 #include <cmath>
 #include <vector>
 
+#include <string>
+
 #include <cct/autograd/gradcheck.hpp>
+#include <cct/core/parallel.hpp>
 #include <cct/core/tensor.hpp>
 #include <cct/ops/kernels/gemm_bf16.hpp>
 
@@ -27,6 +30,18 @@ namespace cct::testing {
     WARN("skipped: " << message);                                              \
     return;                                                                    \
   } while (false)
+
+// Restores the thread count a test changes (set_num_threads), even when a check fails.
+struct ThreadCountGuard {
+  int saved = num_threads();
+  ~ThreadCountGuard() { set_num_threads(saved); }
+};
+
+// The shared data sets (../shared/data beside the repository, or CCT_DATA_DIR).
+inline std::string source_data_dir() {
+  if (const char* env = std::getenv("CCT_DATA_DIR")) return env;
+  return std::string(CCT_SOURCE_DIR) + "/../shared/data";
+}
 
 // A random double tensor in [-1, 1) that requires grad (a leaf for gradcheck).
 inline Tensor<double> random_leaf(const Shape& shape, uint64_t seed, double low = -1.0, double high = 1.0) {

@@ -27,16 +27,16 @@ using cct::io::SafeTensorsReader;
 namespace {
 
 // A fresh directory per test case, removed afterwards.
-struct TempDir {
+struct SafetensorsDir {
   fs::path path;
-  TempDir() {
+  SafetensorsDir() {
     static int counter = 0;
     path = fs::temp_directory_path() /
            ("cct_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     fs::remove_all(path);
     fs::create_directories(path);
   }
-  ~TempDir() {
+  ~SafetensorsDir() {
     std::error_code ignored;
     fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ignored);
     fs::remove_all(path, ignored);
@@ -216,7 +216,7 @@ TEST_CASE("json rejects malformed input with the byte position", "[json]") {
 // ================================================================================================
 
 TEST_CASE("atomic write creates and replaces files completely, leaving no temporary file", "[io][atomic]") {
-  TempDir dir;
+  SafetensorsDir dir;
   const std::string path = dir.file("data.bin");
   std::string content(100000, '\0');
   for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 7 + 3);
@@ -251,7 +251,7 @@ TEST_CASE("atomic write creates and replaces files completely, leaving no tempor
 }
 
 TEST_CASE("atomic write failures throw IoError naming the path and remove the temporary file", "[io][atomic]") {
-  TempDir dir;
+  SafetensorsDir dir;
   // Missing directory.
   const std::string missing = dir.file("no_such_dir/model.safetensors");
   REQUIRE_THROWS_AS(cct::io::write_file_atomic(missing, "x"), cct::IoError);
@@ -311,7 +311,7 @@ TEST_CASE("atomic write failures throw IoError naming the path and remove the te
 // ================================================================================================
 
 TEST_CASE("safetensors round-trips F32, F64 and I64 tensors, 0-d and empty ones, and metadata", "[io][safetensors]") {
-  TempDir dir;
+  SafetensorsDir dir;
   const std::string path = dir.file("model.safetensors");
   cct::Generator gen(7);
   const auto weight = Tensor<float>::randn({3, 5}, gen);
@@ -390,7 +390,7 @@ TEST_CASE("safetensors round-trips F32, F64 and I64 tensors, 0-d and empty ones,
 }
 
 TEST_CASE("safetensors dtype conversions happen only when asked", "[io][safetensors]") {
-  TempDir dir;
+  SafetensorsDir dir;
   const std::string path = dir.file("mixed.safetensors");
   const auto precise = Tensor<double>::from_vector({0.1, -1.0 / 3.0, 1e40});
   const auto single = Tensor<float>::from_vector({0.1f, 2.5f});
@@ -439,7 +439,7 @@ TEST_CASE("safetensors dtype conversions happen only when asked", "[io][safetens
 }
 
 TEST_CASE("saving rejects empty, reserved and duplicate names and inconsistent entries", "[io][safetensors]") {
-  TempDir dir;
+  SafetensorsDir dir;
   const std::string path = dir.file("bad.safetensors");
   const auto t = Tensor<float>::ones({2});
   REQUIRE_THROWS_WITH(cct::io::save_safetensors<float>(path, {{"w", t}, {"b", t}, {"w", t}}),
@@ -459,7 +459,7 @@ TEST_CASE("saving rejects empty, reserved and duplicate names and inconsistent e
 // ================================================================================================
 
 TEST_CASE("corrupt safetensors files fail with an IoError naming the file and the tensor", "[io][safetensors]") {
-  TempDir dir;
+  SafetensorsDir dir;
   const std::string path = dir.file("corrupt.safetensors");
   const std::string four_floats(16, '\0');
   const auto with = [&](const std::string& header, const std::string& data) {
@@ -610,7 +610,7 @@ TEST_CASE("corrupt safetensors files fail with an IoError naming the file and th
 // ================================================================================================
 
 TEST_CASE("load_into copies by name; strict mode reports every problem in one error", "[io][safetensors]") {
-  TempDir dir;
+  SafetensorsDir dir;
   const std::string path = dir.file("checkpoint.safetensors");
   const auto w = Tensor<float>::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
   const auto b = Tensor<float>::from_vector({7, 8});
@@ -753,7 +753,7 @@ TEST_CASE("a safetensors file written by PyTorch reads back with the expected va
 TEST_CASE("cct writes the same bytes as the PyTorch fixture script", "[io][safetensors][torch]") {
   // Same tensors, order and metadata as make_safetensors_fixture.py: the files must be identical, so
   // the script's reader (`--read`) reads cct's files too.
-  TempDir dir;
+  SafetensorsDir dir;
   const FixtureTensors tensors;
   const std::string path = dir.file("cct_written.safetensors");
   cct::io::save_safetensors(path, tensors.entries(), kFixtureMetadata);

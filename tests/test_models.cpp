@@ -253,7 +253,7 @@ cct::nn::ClassifierConfig small_classifier_config() {
   return config;
 }
 
-using NamedTensors = cct::nn::NamedTensors<float>;
+using FloatTensors = cct::nn::NamedTensors<float>;
 
 }  // namespace
 
@@ -342,7 +342,7 @@ TEST_CASE("a custom encoder block plugs into the classifier through the factory 
   nn::TransformerClassifier<float> reloaded(config, other_gen, layer_scale_blocks<float>());
   reloaded.eval();
   REQUIRE(reloaded.forward(tokens).to_vector() != classifier.forward(tokens).to_vector());
-  NamedTensors saved;
+  FloatTensors saved;
   for (const auto& [key, tensor] : classifier.state_dict()) saved.emplace_back(key, tensor.clone());
   reloaded.load_state_dict(saved);
   REQUIRE(reloaded.forward(tokens).to_vector() == classifier.forward(tokens).to_vector());

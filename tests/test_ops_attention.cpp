@@ -23,15 +23,11 @@ using cct::testing::forward_backward_bf16;
 using cct::testing::max_difference;
 using cct::testing::rounded_to_bf16;
 using cct::testing::random_leaf;
+using cct::testing::ThreadCountGuard;
 using Inputs = std::vector<Tensor<double>>;
 using Mask = Tensor<uint8_t>;
 
 namespace {
-
-struct ThreadCountGuard {
-  int saved = cct::num_threads();
-  ~ThreadCountGuard() { cct::set_num_threads(saved); }
-};
 
 AttentionOptions heads(int64_t num_heads, double dropout = 0.0, bool training = false) {
   AttentionOptions options;

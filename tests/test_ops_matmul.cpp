@@ -25,6 +25,7 @@ using cct::testing::max_difference;
 using cct::testing::rounded_to_bf16;
 using cct::testing::random_constant;
 using cct::testing::random_leaf;
+using cct::testing::ThreadCountGuard;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
@@ -84,11 +85,6 @@ Shape stored_shape(Shape batch, int64_t rows, int64_t cols, bool transposed) {
 }
 
 // Restores the thread count when a test that changes it ends, even by a failed REQUIRE.
-struct ThreadCountGuard {
-  int saved = cct::num_threads();
-  ~ThreadCountGuard() { cct::set_num_threads(saved); }
-};
-
 const bool kFlags[] = {false, true};
 
 }  // namespace

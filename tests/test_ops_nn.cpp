@@ -17,15 +17,11 @@ using cct::Tensor;
 using cct::testing::check_gradients;
 using cct::testing::random_constant;
 using cct::testing::random_leaf;
+using cct::testing::ThreadCountGuard;
 using Inputs = std::vector<Tensor<double>>;
 
 namespace {
 // Restores the thread count a test changed.
-struct ThreadCountGuard {
-  int saved = cct::num_threads();
-  ~ThreadCountGuard() { cct::set_num_threads(saved); }
-};
-
 bool all_finite(const Tensor<float>& t) {
   for (float v : t.to_vector())
     if (!std::isfinite(v)) return false;

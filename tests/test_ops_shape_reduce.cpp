@@ -30,7 +30,7 @@ Tensor<double> iota(const Shape& shape) {
 
 // A leaf whose values are a shuffled 0.1·(0..n−1) plus a little noise: all distinct and at least
 // ~0.1 apart, so a finite-difference step never changes which element is the max or min.
-Tensor<double> distinct_leaf(const Shape& shape, uint64_t seed) {
+Tensor<double> spaced_distinct_leaf(const Shape& shape, uint64_t seed) {
   cct::Generator gen(seed);
   Tensor<double> t = Tensor<double>::empty(shape);
   const int64_t n = t.numel();
@@ -437,11 +437,11 @@ TEST_CASE("gradients of max and min", "[ops][reduce][gradcheck]") {
     for (int64_t dim = -3; dim < 3; ++dim)
       for (bool keepdim : {false, true}) {
         INFO("shape " << cct::shape_str(shape) << " dim " << dim << " keepdim " << keepdim);
-        Inputs in{distinct_leaf(shape, ++seed)};
+        Inputs in{spaced_distinct_leaf(shape, ++seed)};
         check_gradients([dim, keepdim](const Inputs& x) { return cct::max(x[0], dim, keepdim).values; }, in);
         check_gradients([dim, keepdim](const Inputs& x) { return cct::min(x[0], dim, keepdim).values; }, in);
       }
-  Inputs odd{distinct_leaf({3, 5, 2}, 120)};
+  Inputs odd{spaced_distinct_leaf({3, 5, 2}, 120)};
   check_gradients([](const Inputs& x) { return cct::max(x[0]); }, odd);
   check_gradients([](const Inputs& x) { return cct::min(x[0]) * cct::max(x[0]); }, odd);
 

@@ -28,15 +28,15 @@ using Catch::Contains;
 
 namespace {
 
-struct TempDir {
+struct RobustnessDir {
   fs::path path;
-  TempDir() {
+  RobustnessDir() {
     static int counter = 0;
     path = fs::temp_directory_path() / ("cct_test_robustness_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     fs::remove_all(path);
     fs::create_directories(path);
   }
-  ~TempDir() {
+  ~RobustnessDir() {
     std::error_code ignored;
     fs::remove_all(path, ignored);
   }
@@ -65,7 +65,7 @@ models::ModelConfig tiny_config(models::Family family = models::Family::kCCT) {
 }
 
 // A valid checkpoint of the tiny model with one metadata entry replaced.
-std::string checkpoint_with(const TempDir& dir, const std::string& key, const std::string& value) {
+std::string checkpoint_with(const RobustnessDir& dir, const std::string& key, const std::string& value) {
   const std::string valid = (dir.path / "valid.safetensors").string();
   models::save_model(valid, *models::create<float>(tiny_config()));
   io::Metadata metadata;
@@ -93,7 +93,7 @@ models::TextModelConfig tiny_text_config() {
 }
 
 // A valid text checkpoint with one metadata entry replaced.
-std::string text_checkpoint_with(const TempDir& dir, const std::string& key, const std::string& value) {
+std::string text_checkpoint_with(const RobustnessDir& dir, const std::string& key, const std::string& value) {
   const std::string valid = (dir.path / "valid_text.safetensors").string();
   models::save_model(valid, *models::create_text<float>(tiny_text_config()));
   io::Metadata metadata;
@@ -108,7 +108,7 @@ std::string text_checkpoint_with(const TempDir& dir, const std::string& key, con
 
 TEST_CASE("a checkpoint whose stored config is corrupt or describes a huge model is refused before building it",
           "[robustness][checkpoint]") {
-  TempDir dir;
+  RobustnessDir dir;
   const std::string valid = (dir.path / "valid.safetensors").string();
   models::save_model(valid, *models::create<float>(tiny_config()));
   REQUIRE(models::load_model(valid)->config().embedding_dim == 8);  // the untouched file loads
@@ -148,7 +148,7 @@ TEST_CASE("a checkpoint whose stored config is corrupt or describes a huge model
 
 TEST_CASE("a text checkpoint whose stored config is corrupt or describes a huge model is refused before building it",
           "[robustness][checkpoint][text]") {
-  TempDir dir;
+  RobustnessDir dir;
   const std::string valid = (dir.path / "valid_text.safetensors").string();
   models::save_model(valid, *models::create_text<float>(tiny_text_config()));
   REQUIRE(models::load_text_model(valid).model->config().vocab_size == 9);  // the untouched file loads
@@ -246,7 +246,7 @@ TEST_CASE("empty data sets and corpora are refused with a message naming the fil
   REQUIRE_THROWS_WITH(data::DataLoader(data::ImageDataset(Tensor<uint8_t>::zeros({1, 1, 2, 2}), {0}, {"a"}), zero_batch),
                       Contains("batch_size must be positive, got 0"));
 
-  TempDir dir;
+  RobustnessDir dir;
   for (const std::string& content : {std::string(), std::string("\n  \n\r\n\t\n")}) {
     INFO("content of " << content.size() << " bytes");
     const std::string path = dir.file("empty.txt", content);
@@ -296,7 +296,7 @@ TEST_CASE("an image header claiming a huge size is refused before decoding", "[r
 }
 
 TEST_CASE("every reader refuses a FIFO or a folder at once, naming it, instead of blocking", "[robustness][files]") {
-  TempDir dir;
+  RobustnessDir dir;
   const std::string fifo = (dir.path / "pipe").string();
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);  // no writer ever opens it: a blocking open would hang here
   const auto start = std::chrono::steady_clock::now();

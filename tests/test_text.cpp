@@ -22,18 +22,19 @@ using Catch::Contains;
 namespace fs = std::filesystem;
 namespace models = cct::models;
 namespace text = cct::text;
+using cct::testing::source_data_dir;
 using Tokens = std::vector<std::string>;
 
 namespace {
 
 // A scratch directory removed when the test ends.
-struct TempDir {
+struct TextTempDir {
   fs::path path;
-  TempDir() {
+  TextTempDir() {
     path = fs::temp_directory_path() / ("cct_test_text_" + std::to_string(::getpid()));
     fs::create_directories(path);
   }
-  ~TempDir() {
+  ~TextTempDir() {
     std::error_code ignored;
     fs::remove_all(path, ignored);
   }
@@ -49,7 +50,7 @@ struct TempDir {
 
 // The message of the cct::IoError `fn` throws (a marker when it throws none).
 template <class Fn>
-std::string io_error_of(Fn&& fn) {
+std::string io_error_text(Fn&& fn) {
   try {
     fn();
   } catch (const cct::IoError& error) {
@@ -58,10 +59,6 @@ std::string io_error_of(Fn&& fn) {
   return "<no IoError thrown>";
 }
 
-std::string source_data_dir() {
-  if (const char* env = std::getenv("CCT_DATA_DIR")) return env;
-  return std::string(CCT_SOURCE_DIR) + "/../shared/data";
-}
 
 // A tiny text model for exact and finite-difference checks.
 models::TextModelConfig tiny_text_config(models::TextFamily family, int64_t seq_len = 7) {
@@ -203,7 +200,7 @@ TEST_CASE("vocabulary: encode pads, truncates and masks", "[text][vocabulary]") 
 }
 
 TEST_CASE("vocabulary: JSON file and checkpoint metadata round trips", "[text][vocabulary]") {
-  TempDir dir;
+  TextTempDir dir;
   text::TokenizerOptions options;
   options.lowercase = false;
   const text::Vocabulary vocab = text::Vocabulary::build({"Zoë said \"hi\"", "Zoë left"}, {}, options);
@@ -219,22 +216,22 @@ TEST_CASE("vocabulary: JSON file and checkpoint metadata round trips", "[text][v
   std::map<std::string, std::string> metadata;
   vocab.to_metadata(metadata);
   CHECK(text::Vocabulary::from_metadata(metadata, "ckpt") == vocab);
-  CHECK_THAT(io_error_of([] { text::Vocabulary::from_metadata({}, "ckpt.safetensors"); }),
+  CHECK_THAT(io_error_text([] { text::Vocabulary::from_metadata({}, "ckpt.safetensors"); }),
              Contains("ckpt.safetensors") && Contains("no vocabulary"));
 
   const std::string broken = dir.write("broken.json", "{\"format\": \"cct-vocabulary-1\", \"tokens\": [");
-  CHECK_THAT(io_error_of([&] { text::Vocabulary::load(broken); }), Contains(broken));
+  CHECK_THAT(io_error_text([&] { text::Vocabulary::load(broken); }), Contains(broken));
   const std::string other = dir.write("other.json", "{\"format\": \"something-else\"}");
-  CHECK_THAT(io_error_of([&] { text::Vocabulary::load(other); }), Contains("not a cct vocabulary"));
+  CHECK_THAT(io_error_text([&] { text::Vocabulary::load(other); }), Contains("not a cct vocabulary"));
   const std::string bad_tokens =
       dir.write("bad.json", R"({"format": "cct-vocabulary-1", "lowercase": true, "split_punctuation": true, "tokens": ["<unk>", "x"]})");
-  CHECK_THAT(io_error_of([&] { text::Vocabulary::load(bad_tokens); }), Contains(bad_tokens) && Contains("must start"));
+  CHECK_THAT(io_error_text([&] { text::Vocabulary::load(bad_tokens); }), Contains(bad_tokens) && Contains("must start"));
 }
 
 // ---- readers ----------------------------------------------------------------------------------------
 
 TEST_CASE("TREC reader: coarse labels, Latin-1, malformed lines", "[text][datasets]") {
-  TempDir dir;
+  TextTempDir dir;
   const std::string good = dir.write("trec.label",
                                      "DESC:manner How did serfdom develop ?\n"
                                      "ENTY:cremat What films featured Popeye ?\r\n"
@@ -253,21 +250,21 @@ TEST_CASE("TREC reader: coarse labels, Latin-1, malformed lines", "[text][datase
   data.validate();
 
   const std::string unknown = dir.write("unknown.label", "DESC:manner How ?\nFOO:bar What ?\n");
-  CHECK_THAT(io_error_of([&] { text::read_trec(unknown); }),
+  CHECK_THAT(io_error_text([&] { text::read_trec(unknown); }),
              Contains(unknown) && Contains("line 2") && Contains("FOO"));
   const std::string no_colon = dir.write("nocolon.label", "DESC:manner How ?\n\nDESC how is it ?\n");
-  CHECK_THAT(io_error_of([&] { text::read_trec(no_colon); }), Contains("line 3") && Contains("COARSE:fine"));
+  CHECK_THAT(io_error_text([&] { text::read_trec(no_colon); }), Contains("line 3") && Contains("COARSE:fine"));
   const std::string no_question = dir.write("noquestion.label", "DESC:manner   \n");
-  CHECK_THAT(io_error_of([&] { text::read_trec(no_question); }), Contains("line 1") && Contains("empty"));
-  CHECK_THAT(io_error_of([&] { text::read_trec(dir.file("absent.label")); }), Contains("missing file"));
-  CHECK_THAT(io_error_of([&] { text::read_trec(dir.write("blank.label", "\n\n")); }), Contains("no questions"));
+  CHECK_THAT(io_error_text([&] { text::read_trec(no_question); }), Contains("line 1") && Contains("empty"));
+  CHECK_THAT(io_error_text([&] { text::read_trec(dir.file("absent.label")); }), Contains("missing file"));
+  CHECK_THAT(io_error_text([&] { text::read_trec(dir.write("blank.label", "\n\n")); }), Contains("no questions"));
   // Strict UTF-8 refuses the Latin-1 byte, naming its line.
-  CHECK_THAT(io_error_of([&] { text::read_trec(good, text::Encoding::kUtf8); }),
+  CHECK_THAT(io_error_text([&] { text::read_trec(good, text::Encoding::kUtf8); }),
              Contains("line 4") && Contains("UTF-8"));
 }
 
 TEST_CASE("AG News readers: CSV quoting, the file's escapes, malformed records", "[text][datasets]") {
-  TempDir dir;
+  TextTempDir dir;
   const std::string good = dir.write(
       "ag.csv",
       "\"3\",\"Title one\",\"Desc with \"\"quotes\"\" and \\$5 and a\\break, comma\"\n"
@@ -287,14 +284,14 @@ TEST_CASE("AG News readers: CSV quoting, the file's escapes, malformed records",
 
   // A record spanning lines: errors in later records still name their own line.
   const std::string bad_class = dir.write("bad_class.csv", "\"1\",\"a\",\"b\"\n\"2\",\"x\ny\",\"z\"\n\"5\",\"a\",\"b\"\n");
-  CHECK_THAT(io_error_of([&] { text::read_ag_news(bad_class); }),
+  CHECK_THAT(io_error_text([&] { text::read_ag_news(bad_class); }),
              Contains(bad_class) && Contains("line 4") && Contains("class must be"));
   const std::string two_fields = dir.write("two.csv", "\"1\",\"a\",\"b\"\n\"1\",\"a\"\n");
-  CHECK_THAT(io_error_of([&] { text::read_ag_news(two_fields); }), Contains("line 2") && Contains("expected 3 fields"));
+  CHECK_THAT(io_error_text([&] { text::read_ag_news(two_fields); }), Contains("line 2") && Contains("expected 3 fields"));
   const std::string after_quote = dir.write("after.csv", "\"1\",\"a\"x,\"b\"\n");
-  CHECK_THAT(io_error_of([&] { text::read_ag_news(after_quote); }), Contains("line 1") && Contains("closing quote"));
+  CHECK_THAT(io_error_text([&] { text::read_ag_news(after_quote); }), Contains("line 1") && Contains("closing quote"));
   const std::string open_quote = dir.write("open.csv", "\"1\",\"a\",\"b\"\n\"2\",\"never closed,b\n\n");
-  CHECK_THAT(io_error_of([&] { text::read_ag_news(open_quote); }), Contains("line 2") && Contains("not closed"));
+  CHECK_THAT(io_error_text([&] { text::read_ag_news(open_quote); }), Contains("line 2") && Contains("not closed"));
 
   // The subset format: "text",label with labels 0-3, unquoted fields allowed, optional header.
   const std::string subset = dir.write("subset.csv",
@@ -308,14 +305,14 @@ TEST_CASE("AG News readers: CSV quoting, the file's escapes, malformed records",
   CHECK(sub.texts == Tokens{"Oil, prices's rise", "Plain text without commas", "Said \"no\""});
   CHECK(sub.num_classes() == 4);
   const std::string bad_label = dir.write("badlabel.csv", "\"a\",1\n\"b\",4\n");
-  CHECK_THAT(io_error_of([&] { text::read_ag_news_subset(bad_label); }),
+  CHECK_THAT(io_error_text([&] { text::read_ag_news_subset(bad_label); }),
              Contains(bad_label) && Contains("line 2") && Contains("label must be"));
   const std::string late_header = dir.write("late.csv", "\"a\",1\ntext,label\n");
-  CHECK_THAT(io_error_of([&] { text::read_ag_news_subset(late_header); }), Contains("line 2"));
+  CHECK_THAT(io_error_text([&] { text::read_ag_news_subset(late_header); }), Contains("line 2"));
 }
 
 TEST_CASE("label-sentence reader: labels, class names, encodings, malformed lines", "[text][datasets]") {
-  TempDir dir;
+  TextTempDir dir;
   const std::string path = dir.write("mr.all", "1 a good movie\n0 bad one\n\n2 caf\xE9 au lait\n1\tna\xC3\xAFve\n");
   const text::TextDataset data = text::read_label_sentence_file(path);
   REQUIRE(data.size() == 4);
@@ -327,18 +324,18 @@ TEST_CASE("label-sentence reader: labels, class names, encodings, malformed line
   named.class_names = {"negative", "positive", "neutral"};
   CHECK(text::read_label_sentence_file(path, named).class_names == named.class_names);
   named.class_names = {"negative", "positive"};
-  CHECK_THAT(io_error_of([&] { text::read_label_sentence_file(path, named); }),
+  CHECK_THAT(io_error_text([&] { text::read_label_sentence_file(path, named); }),
              Contains("line 4") && Contains("out of range"));
 
   const std::string bad = dir.write("bad.all", "1 fine\nx not a label\n");
-  CHECK_THAT(io_error_of([&] { text::read_label_sentence_file(bad); }), Contains(bad) && Contains("line 2"));
+  CHECK_THAT(io_error_text([&] { text::read_label_sentence_file(bad); }), Contains(bad) && Contains("line 2"));
   // A label alone is an empty text (as in the real CR and MPQA files).
   const std::string lonely = dir.write("lonely.all", "1 fine\n\n0  \n1\n");
   CHECK(text::read_label_sentence_file(lonely).texts == Tokens{"fine", "", ""});
   const std::string two_labels = dir.write("two.all", "1 fine\n1.5 half\n");
-  CHECK_THAT(io_error_of([&] { text::read_label_sentence_file(two_labels); }), Contains("line 2") && Contains("'1.5 half'"));
+  CHECK_THAT(io_error_text([&] { text::read_label_sentence_file(two_labels); }), Contains("line 2") && Contains("'1.5 half'"));
   const std::string negative = dir.write("negative.all", "-1 bad\n");
-  CHECK_THAT(io_error_of([&] { text::read_label_sentence_file(negative); }), Contains("line 1"));
+  CHECK_THAT(io_error_text([&] { text::read_label_sentence_file(negative); }), Contains("line 1"));
 
   const text::TextDataset picked = data.subset({3, 3, 0});
   CHECK(picked.labels == std::vector<int64_t>{1, 1, 1});
@@ -407,7 +404,7 @@ TEST_CASE("real corpora: TREC, AG News, AG News subset, sentence files", "[text]
 // ---- word vectors -----------------------------------------------------------------------------------
 
 TEST_CASE("GloVe reader: format, errors, statistics and options", "[text][wordvec]") {
-  TempDir dir;
+  TextTempDir dir;
   const std::string path = dir.write("vectors.txt",
                                      "the 0.5 -1 2\n"
                                      "of 1.5 0 -2\r\n"
@@ -451,22 +448,22 @@ TEST_CASE("GloVe reader: format, errors, statistics and options", "[text][wordve
   const std::string header = dir.write("w2v.txt", "2 3\nx 1 2 3\ny 4 5 6\n");
   CHECK(text::read_glove(header).size() == 2);
   const std::string header_mismatch = dir.write("w2v_bad.txt", "2 4\nx 1 2 3\n");
-  CHECK_THAT(io_error_of([&] { text::read_glove(header_mismatch); }), Contains("line 2") && Contains("expected 4"));
+  CHECK_THAT(io_error_text([&] { text::read_glove(header_mismatch); }), Contains("line 2") && Contains("expected 4"));
 
   const std::string short_line = dir.write("short.txt", "a 1 2 3\nb 1 2\n");
-  CHECK_THAT(io_error_of([&] { text::read_glove(short_line); }),
+  CHECK_THAT(io_error_text([&] { text::read_glove(short_line); }),
              Contains(short_line) && Contains("line 2") && Contains("has 2 values, expected 3"));
   const std::string long_line = dir.write("long.txt", "a 1 2 3\n\nb 1 2 3 4\n");
-  CHECK_THAT(io_error_of([&] { text::read_glove(long_line); }), Contains("line 3") && Contains("has 4 values"));
+  CHECK_THAT(io_error_text([&] { text::read_glove(long_line); }), Contains("line 3") && Contains("has 4 values"));
   const std::string not_number = dir.write("nan.txt", "a 1 2 3\nb 1 x 3\nc 1 nan 3\n");
-  CHECK_THAT(io_error_of([&] { text::read_glove(not_number); }), Contains("line 2") && Contains("'x'"));
-  CHECK_THAT(io_error_of([&] { text::read_glove(dir.write("one.txt", "word\n")); }), Contains("line 1"));
-  CHECK_THAT(io_error_of([&] { text::read_glove(dir.write("empty.txt", "\n")); }), Contains("no vectors"));
-  CHECK_THAT(io_error_of([&] { text::read_glove(dir.file("absent.txt")); }), Contains("cannot open"));
+  CHECK_THAT(io_error_text([&] { text::read_glove(not_number); }), Contains("line 2") && Contains("'x'"));
+  CHECK_THAT(io_error_text([&] { text::read_glove(dir.write("one.txt", "word\n")); }), Contains("line 1"));
+  CHECK_THAT(io_error_text([&] { text::read_glove(dir.write("empty.txt", "\n")); }), Contains("no vectors"));
+  CHECK_THAT(io_error_text([&] { text::read_glove(dir.file("absent.txt")); }), Contains("cannot open"));
 }
 
 TEST_CASE("word vectors: coverage and the embedding matrix", "[text][wordvec]") {
-  TempDir dir;
+  TextTempDir dir;
   const std::string path = dir.write("vectors.txt", "the 0.5 -1 2\nof 1.5 0 -2\ncat 0 0 1\n");
   const text::WordVectors vectors = text::read_glove(path);
   const text::Vocabulary vocab = text::Vocabulary::build({"the cat of the dog", "the dog"});
@@ -905,7 +902,7 @@ TEST_CASE("text models: frozen and pretrained embeddings", "[text][models]") {
 }
 
 TEST_CASE("text models: checkpoints carry config and vocabulary", "[text][models][checkpoint]") {
-  TempDir dir;
+  TextTempDir dir;
   const text::Vocabulary vocab = text::Vocabulary::build({"the cat sat", "the dog ran far away"});
   REQUIRE(vocab.size() == 9);
   auto config = tiny_text_config(models::TextFamily::kViTLite);
@@ -927,7 +924,7 @@ TEST_CASE("text models: checkpoints carry config and vocabulary", "[text][models
   auto other_config = config;
   other_config.num_classes = 4;
   auto other = models::create_text<float>(other_config);
-  CHECK_THAT(io_error_of([&] { models::load_weights(path, *other); }), Contains(path) && Contains("architecture"));
+  CHECK_THAT(io_error_text([&] { models::load_weights(path, *other); }), Contains(path) && Contains("architecture"));
   auto same = models::create_text<float>(config);
   same->eval();
   models::load_weights(path, *same);
@@ -956,13 +953,13 @@ TEST_CASE("text models: checkpoints carry config and vocabulary", "[text][models
 }
 
 TEST_CASE("text models: a file without cct's format marker holds weights only", "[text][models][checkpoint]") {
-  TempDir dir;
+  TextTempDir dir;
   const auto config = tiny_text_config(models::TextFamily::kCCT);
   auto model = models::create_text<float>(config);
   const std::string path = dir.file("weights_only.safetensors");
   cct::io::save_safetensors(path, model->state_dict(), {{"model", "text_cct_2_k2"}});  // foreign metadata
-  for (const std::string message : {io_error_of([&] { models::read_text_model_config(path); }),
-                                    io_error_of([&] { models::load_text_model(path); })}) {
+  for (const std::string message : {io_error_text([&] { models::read_text_model_config(path); }),
+                                    io_error_text([&] { models::load_text_model(path); })}) {
     CHECK_THAT(message, Contains(path) && Contains("holds weights only") &&
                             Contains("models::create_text(name, {vocab_size})") &&
                             Contains("models::load_weights(path, model)"));

@@ -17,6 +17,28 @@
 #define EIGEN_DONT_PARALLELIZE
 #endif
 
+// Compiled mode (opt-in; header-only stays the default). A program that links cct::compiled is built with
+// CCT_COMPILED: the float and double instantiations of the ops, layers, models, optimisers and
+// checkpoint functions are then declared `extern template` at the end of their headers, so the
+// program's own translation units do not compile them again; the library cct_compiled compiles each
+// of them once (its two units define CCT_INSTANTIATE_FLOAT or CCT_INSTANTIATE_DOUBLE). The code is the
+// same either way; only where it is compiled changes. Headers write their list once, as
+//   #ifdef CCT_EXTERN_TEMPLATE
+//   #define CCT_X(T) CCT_EXTERN_TEMPLATE Tensor<T> relu(const Tensor<T>&);
+//   CCT_FOR_FLOATING_TYPES(CCT_X)
+//   #endif
+#if defined(CCT_INSTANTIATE_FLOAT) || defined(CCT_INSTANTIATE_DOUBLE)
+#define CCT_EXTERN_TEMPLATE template
+#if defined(CCT_INSTANTIATE_FLOAT)
+#define CCT_FOR_FLOATING_TYPES(X) X(float)
+#else
+#define CCT_FOR_FLOATING_TYPES(X) X(double)
+#endif
+#elif defined(CCT_COMPILED)
+#define CCT_EXTERN_TEMPLATE extern template
+#define CCT_FOR_FLOATING_TYPES(X) X(float) X(double)
+#endif
+
 namespace cct {
 
 // Base of every error cct throws. Catch `cct::Error` to handle them all.

@@ -41,6 +41,9 @@ elseif(MODE STREQUAL "package")
   set(prefix ${WORK_DIR}/prefix)
   run_step("install cct" ${CMAKE_COMMAND} --install ${CCT_BINARY_DIR} --prefix ${prefix} --component cct
            --config ${BUILD_TYPE})
+  # The installed package also carries the compiled mode (built by cct's own build): test it here, where it
+  # costs one small unit, rather than in the subdirectory build, which would compile the library again.
+  list(APPEND configure_args -DCCT_CONSUMER_COMPILED=ON)
   list(APPEND configure_args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
        -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
 else()
@@ -66,4 +69,11 @@ if(NOT consumer_exe)
   message(FATAL_ERROR "consumer test (${MODE}): the built cct_consumer executable was not found under ${build_dir}")
 endif()
 run_step("run" ${consumer_exe})
+if(MODE STREQUAL "package")
+  find_program(compiled_exe cct_consumer_compiled PATHS ${build_dir} ${build_dir}/${BUILD_TYPE} NO_DEFAULT_PATH)
+  if(NOT compiled_exe)
+    message(FATAL_ERROR "consumer test (package): the compiled-mode consumer cct_consumer_compiled was not built")
+  endif()
+  run_step("run the compiled-mode consumer" ${compiled_exe})
+endif()
 message("consumer test (${MODE}): passed")

@@ -136,6 +136,14 @@ void run_backward(const Tensor<T>& root, const Tensor<T>* gradient) {
   }
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_AUTOGRAD_ENGINE_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE void run_backward<T>(const Tensor<T>&, const Tensor<T>*);
+CCT_FOR_FLOATING_TYPES(CCT_AUTOGRAD_ENGINE_TEMPLATES)
+#undef CCT_AUTOGRAD_ENGINE_TEMPLATES
+#endif
+
 }  // namespace autograd
 
 // Free-function spelling, as in torch.autograd.backward.

@@ -620,4 +620,14 @@ LoadReport load_into(const std::string& path, const std::vector<std::pair<std::s
   return report;
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_IO_SAFETENSORS_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE void save_safetensors<T>(const std::string&, const std::vector<std::pair<std::string, Tensor<T>>>&, const Metadata&); \
+  CCT_EXTERN_TEMPLATE std::vector<std::pair<std::string, Tensor<T>>> load_safetensors<T>(const std::string&, Metadata*); \
+  CCT_EXTERN_TEMPLATE LoadReport load_into<T>(const std::string&, const std::vector<std::pair<std::string, Tensor<T>>>&, bool, const std::vector<std::string>&);
+CCT_FOR_FLOATING_TYPES(CCT_IO_SAFETENSORS_TEMPLATES)
+#undef CCT_IO_SAFETENSORS_TEMPLATES
+#endif
+
 }  // namespace cct::io

@@ -275,4 +275,16 @@ LoadedTextModel<T> load_text_model(const std::string& path) {
   return out;
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_MODELS_CHECKPOINT_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE void save_model<T>(const std::string&, const CompactTransformer<T>&, io::Metadata, const std::vector<std::pair<std::string, Tensor<T>>>&); \
+  CCT_EXTERN_TEMPLATE io::LoadReport load_weights<T>(const std::string&, CompactTransformer<T>&, bool); \
+  CCT_EXTERN_TEMPLATE io::LoadReport load_weights<T>(const std::string&, TextCompactTransformer<T>&, bool); \
+  CCT_EXTERN_TEMPLATE std::shared_ptr<CompactTransformer<T>> load_model<T>(const std::string&); \
+  CCT_EXTERN_TEMPLATE LoadedTextModel<T> load_text_model<T>(const std::string&);
+CCT_FOR_FLOATING_TYPES(CCT_MODELS_CHECKPOINT_TEMPLATES)
+#undef CCT_MODELS_CHECKPOINT_TEMPLATES
+#endif
+
 }  // namespace cct::models

@@ -92,4 +92,12 @@ class CompactTransformer : public nn::Module<T> {
   ModelConfig config_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_MODELS_COMPACT_TRANSFORMER_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class CompactTransformer<T>;
+CCT_FOR_FLOATING_TYPES(CCT_MODELS_COMPACT_TRANSFORMER_TEMPLATES)
+#undef CCT_MODELS_COMPACT_TRANSFORMER_TEMPLATES
+#endif
+
 }  // namespace cct::models

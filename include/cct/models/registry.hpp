@@ -101,4 +101,13 @@ std::shared_ptr<CompactTransformer<T>> create(const std::string& name, const Mod
   return create<T>(make_config(name, options));
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_MODELS_REGISTRY_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE std::shared_ptr<CompactTransformer<T>> create<T>(const ModelConfig&); \
+  CCT_EXTERN_TEMPLATE std::shared_ptr<CompactTransformer<T>> create<T>(const std::string&, const ModelOptions&);
+CCT_FOR_FLOATING_TYPES(CCT_MODELS_REGISTRY_TEMPLATES)
+#undef CCT_MODELS_REGISTRY_TEMPLATES
+#endif
+
 }  // namespace cct::models

@@ -285,4 +285,13 @@ std::string summary(const CompactTransformer<T>& model, int64_t batch_size = 1) 
   return summary(static_cast<const nn::Module<T>&>(model), summary_input_shape(model, batch_size), model.config().name);
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_MODELS_SUMMARY_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE std::string summary<T>(const CompactTransformer<T>&, int64_t); \
+  CCT_EXTERN_TEMPLATE ModelStats model_stats<T>(const CompactTransformer<T>&);
+CCT_FOR_FLOATING_TYPES(CCT_MODELS_SUMMARY_TEMPLATES)
+#undef CCT_MODELS_SUMMARY_TEMPLATES
+#endif
+
 }  // namespace cct::models

@@ -363,4 +363,15 @@ std::shared_ptr<TextCompactTransformer<T>> create_text(const std::string& name, 
   return create_text<T>(make_text_config(name, options), pretrained);
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_MODELS_TEXT_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class TextEmbedder<T>; \
+  CCT_EXTERN_TEMPLATE class TextCompactTransformer<T>; \
+  CCT_EXTERN_TEMPLATE std::shared_ptr<TextCompactTransformer<T>> create_text<T>(const TextModelConfig&, const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE std::shared_ptr<TextCompactTransformer<T>> create_text<T>(const std::string&, const TextModelOptions&, const Tensor<T>&);
+CCT_FOR_FLOATING_TYPES(CCT_MODELS_TEXT_TEMPLATES)
+#undef CCT_MODELS_TEXT_TEMPLATES
+#endif
+
 }  // namespace cct::models

@@ -66,4 +66,12 @@ class MultiHeadSelfAttention : public Module<T> {
   AttentionConfig config_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_ATTENTION_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class MultiHeadSelfAttention<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_ATTENTION_TEMPLATES)
+#undef CCT_NN_ATTENTION_TEMPLATES
+#endif
+
 }  // namespace cct::nn

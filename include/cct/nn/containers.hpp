@@ -154,4 +154,16 @@ class Identity : public UnaryModule<T> {
   LayerDescription describe(const Shape& input, Describer<T>&) const override { return {input}; }
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_CONTAINERS_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class UnaryModule<T>; \
+  CCT_EXTERN_TEMPLATE class Sequential<T>; \
+  CCT_EXTERN_TEMPLATE class ReLU<T>; \
+  CCT_EXTERN_TEMPLATE class GELU<T>; \
+  CCT_EXTERN_TEMPLATE class Identity<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_CONTAINERS_TEMPLATES)
+#undef CCT_NN_CONTAINERS_TEMPLATES
+#endif
+
 }  // namespace cct::nn

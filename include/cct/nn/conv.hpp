@@ -81,4 +81,13 @@ class MaxPool2d : public UnaryModule<T> {
   int64_t kernel_size_, stride_, padding_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_CONV_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class Conv2d<T>; \
+  CCT_EXTERN_TEMPLATE class MaxPool2d<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_CONV_TEMPLATES)
+#undef CCT_NN_CONV_TEMPLATES
+#endif
+
 }  // namespace cct::nn

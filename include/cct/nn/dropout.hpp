@@ -56,4 +56,14 @@ class DropPath : public UnaryModule<T> {
   double p_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_DROPOUT_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> drop_path<T>(const Tensor<T>&, double, bool, Generator&); \
+  CCT_EXTERN_TEMPLATE class Dropout<T>; \
+  CCT_EXTERN_TEMPLATE class DropPath<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_DROPOUT_TEMPLATES)
+#undef CCT_NN_DROPOUT_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -79,4 +79,12 @@ class Embedding : public Module<T> {
   int64_t padding_idx_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_EMBEDDING_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class Embedding<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_EMBEDDING_TEMPLATES)
+#undef CCT_NN_EMBEDDING_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -48,4 +48,12 @@ template <typename T = float>
 using EncoderBlockFactory =
     std::function<std::shared_ptr<EncoderBlock<T>>(int64_t index, const EncoderLayerConfig& config, Generator& gen)>;
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_ENCODER_BLOCK_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class EncoderBlock<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_ENCODER_BLOCK_TEMPLATES)
+#undef CCT_NN_ENCODER_BLOCK_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -73,4 +73,12 @@ EncoderBlockFactory<T> reference_encoder_block() {
   };
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_ENCODER_LAYER_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class TransformerEncoderLayer<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_ENCODER_LAYER_TEMPLATES)
+#undef CCT_NN_ENCODER_LAYER_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -31,4 +31,12 @@ class LayerNorm : public UnaryModule<T> {
   double eps_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_LAYER_NORM_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class LayerNorm<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_LAYER_NORM_TEMPLATES)
+#undef CCT_NN_LAYER_NORM_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -42,4 +42,12 @@ class Linear : public UnaryModule<T> {
   int64_t in_features_, out_features_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_LINEAR_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class Linear<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_LINEAR_TEMPLATES)
+#undef CCT_NN_LINEAR_TEMPLATES
+#endif
+
 }  // namespace cct::nn

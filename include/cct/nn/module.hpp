@@ -454,4 +454,12 @@ class Module {
   bool training_ = true;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_MODULE_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class Module<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_MODULE_TEMPLATES)
+#undef CCT_NN_MODULE_TEMPLATES
+#endif
+
 }  // namespace cct::nn

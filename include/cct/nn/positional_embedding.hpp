@@ -33,4 +33,12 @@ Tensor<T> sine_positional_table(int64_t seq_len, int64_t embedding_dim) {
   return table;
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_POSITIONAL_EMBEDDING_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> sine_positional_table<T>(int64_t, int64_t);
+CCT_FOR_FLOATING_TYPES(CCT_NN_POSITIONAL_EMBEDDING_TEMPLATES)
+#undef CCT_NN_POSITIONAL_EMBEDDING_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -58,4 +58,13 @@ class SeqPool : public Module<T> {
   std::shared_ptr<Linear<T>> attention_pool;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_SEQ_POOL_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> seq_pool<T>(const Tensor<T>&, Linear<T>&, const Tensor<uint8_t>&, Tensor<T>*); \
+  CCT_EXTERN_TEMPLATE class SeqPool<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_SEQ_POOL_TEMPLATES)
+#undef CCT_NN_SEQ_POOL_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -191,4 +191,14 @@ class TextTokenizer : public Module<T> {
   TextTokenizerConfig config_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_TEXT_TOKENIZER_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class WordConv2d<T>; \
+  CCT_EXTERN_TEMPLATE class TimeMaxPool2d<T>; \
+  CCT_EXTERN_TEMPLATE class TextTokenizer<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_TEXT_TOKENIZER_TEMPLATES)
+#undef CCT_NN_TEXT_TOKENIZER_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -100,4 +100,12 @@ class ConvTokenizer : public UnaryModule<T> {
   TokenizerConfig config_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_TOKENIZER_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class ConvTokenizer<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_TOKENIZER_TEMPLATES)
+#undef CCT_NN_TOKENIZER_TEMPLATES
+#endif
+
 }  // namespace cct::nn

@@ -147,4 +147,12 @@ class TransformerClassifier : public Module<T> {
   ClassifierConfig config_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_NN_TRANSFORMER_CLASSIFIER_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class TransformerClassifier<T>;
+CCT_FOR_FLOATING_TYPES(CCT_NN_TRANSFORMER_CLASSIFIER_TEMPLATES)
+#undef CCT_NN_TRANSFORMER_CLASSIFIER_TEMPLATES
+#endif
+
 }  // namespace cct::nn

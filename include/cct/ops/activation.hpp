@@ -82,4 +82,15 @@ Tensor<T> sigmoid(const Tensor<T>& x) {
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(activation, "relu", "gelu", "tanh", "sigmoid");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_ACTIVATION_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> relu<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> gelu<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> tanh<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> sigmoid<T>(const Tensor<T>&);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_ACTIVATION_TEMPLATES)
+#undef CCT_OPS_ACTIVATION_TEMPLATES
+#endif
+
 }  // namespace cct

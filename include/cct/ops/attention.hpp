@@ -183,4 +183,12 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(attention, "multi_head_attention");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_ATTENTION_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> multi_head_attention<T>(const Tensor<T>&, const AttentionOptions&, const Tensor<uint8_t>&, Generator&, Tensor<T>*);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_ATTENTION_TEMPLATES)
+#undef CCT_OPS_ATTENTION_TEMPLATES
+#endif
+
 }  // namespace cct

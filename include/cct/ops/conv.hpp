@@ -255,4 +255,14 @@ Tensor<T> conv1d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(conv, "conv2d", "conv1d");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_CONV_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> conv2d<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, const Conv2dParams&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> conv2d<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, int64_t, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> conv1d<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, int64_t, int64_t);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_CONV_TEMPLATES)
+#undef CCT_OPS_CONV_TEMPLATES
+#endif
+
 }  // namespace cct

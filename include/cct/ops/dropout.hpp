@@ -61,4 +61,12 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen = 
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(dropout, "dropout");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_DROPOUT_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> dropout<T>(const Tensor<T>&, double, bool, Generator&);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_DROPOUT_TEMPLATES)
+#undef CCT_OPS_DROPOUT_TEMPLATES
+#endif
+
 }  // namespace cct

@@ -237,4 +237,26 @@ template <typename T> Tensor<T> operator/(Scalar<T> s, const Tensor<T>& x) { ret
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(elementwise, "add", "sub", "mul", "div", "add_scalar", "mul_scalar", "rdiv_scalar", "exp", "log", "sqrt", "pow");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_ELEMENTWISE_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> add<T>(const Tensor<T>&, const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> sub<T>(const Tensor<T>&, const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> mul<T>(const Tensor<T>&, const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> div<T>(const Tensor<T>&, const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> add<T>(const Tensor<T>&, T); \
+  CCT_EXTERN_TEMPLATE Tensor<T> sub<T>(const Tensor<T>&, T); \
+  CCT_EXTERN_TEMPLATE Tensor<T> mul<T>(const Tensor<T>&, T); \
+  CCT_EXTERN_TEMPLATE Tensor<T> div<T>(const Tensor<T>&, T); \
+  CCT_EXTERN_TEMPLATE Tensor<T> neg<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> rsub<T>(T, const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> rdiv<T>(T, const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> exp<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> log<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> sqrt<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> pow<T>(const Tensor<T>&, T);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_ELEMENTWISE_TEMPLATES)
+#undef CCT_OPS_ELEMENTWISE_TEMPLATES
+#endif
+
 }  // namespace cct

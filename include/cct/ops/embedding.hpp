@@ -70,4 +70,12 @@ Tensor<T> embedding(const Tensor<int64_t>& indices, const Tensor<T>& weight, int
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(embedding, "embedding");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_EMBEDDING_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> embedding<T>(const Tensor<int64_t>&, const Tensor<T>&, int64_t);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_EMBEDDING_TEMPLATES)
+#undef CCT_OPS_EMBEDDING_TEMPLATES
+#endif
+
 }  // namespace cct

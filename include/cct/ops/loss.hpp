@@ -154,4 +154,13 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& soft_targets) 
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(loss, "cross_entropy", "cross_entropy_soft");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_LOSS_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> cross_entropy<T>(const Tensor<T>&, const Tensor<int64_t>&, double); \
+  CCT_EXTERN_TEMPLATE Tensor<T> cross_entropy<T>(const Tensor<T>&, const Tensor<T>&);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_LOSS_TEMPLATES)
+#undef CCT_OPS_LOSS_TEMPLATES
+#endif
+
 }  // namespace cct

@@ -281,4 +281,13 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(matmul, "matmul", "linear");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_MATMUL_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> matmul<T>(const Tensor<T>&, const Tensor<T>&, bool, bool); \
+  CCT_EXTERN_TEMPLATE Tensor<T> linear<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_MATMUL_TEMPLATES)
+#undef CCT_OPS_MATMUL_TEMPLATES
+#endif
+
 }  // namespace cct

@@ -158,4 +158,12 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(norm, "layer_norm");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_NORM_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> layer_norm<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, double);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_NORM_TEMPLATES)
+#undef CCT_OPS_NORM_TEMPLATES
+#endif
+
 }  // namespace cct

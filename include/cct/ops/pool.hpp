@@ -221,4 +221,14 @@ Tensor<T> max_pool1d(const Tensor<T>& x, int64_t kernel, int64_t stride, int64_t
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(pool, "max_pool2d", "max_pool1d");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_POOL_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> max_pool2d<T>(const Tensor<T>&, std::array<int64_t, 2>, std::array<int64_t, 2>, std::array<int64_t, 2>); \
+  CCT_EXTERN_TEMPLATE Tensor<T> max_pool2d<T>(const Tensor<T>&, int64_t, int64_t, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> max_pool1d<T>(const Tensor<T>&, int64_t, int64_t, int64_t);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_POOL_TEMPLATES)
+#undef CCT_OPS_POOL_TEMPLATES
+#endif
+
 }  // namespace cct

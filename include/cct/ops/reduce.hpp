@@ -354,4 +354,23 @@ Tensor<T> min(const Tensor<T>& x) {
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(reduce, "sum", "mean", "var", "max", "min");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_REDUCE_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> sum<T>(const Tensor<T>&, const std::vector<int64_t>&, bool); \
+  CCT_EXTERN_TEMPLATE Tensor<T> sum<T>(const Tensor<T>&, int64_t, bool); \
+  CCT_EXTERN_TEMPLATE Tensor<T> sum<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> mean<T>(const Tensor<T>&, const std::vector<int64_t>&, bool); \
+  CCT_EXTERN_TEMPLATE Tensor<T> mean<T>(const Tensor<T>&, int64_t, bool); \
+  CCT_EXTERN_TEMPLATE Tensor<T> mean<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> var<T>(const Tensor<T>&, const std::vector<int64_t>&, bool, bool); \
+  CCT_EXTERN_TEMPLATE Tensor<T> var<T>(const Tensor<T>&, int64_t, bool, bool); \
+  CCT_EXTERN_TEMPLATE MaxResult<T> max<T>(const Tensor<T>&, int64_t, bool); \
+  CCT_EXTERN_TEMPLATE MinResult<T> min<T>(const Tensor<T>&, int64_t, bool); \
+  CCT_EXTERN_TEMPLATE Tensor<T> max<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> min<T>(const Tensor<T>&);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_REDUCE_TEMPLATES)
+#undef CCT_OPS_REDUCE_TEMPLATES
+#endif
+
 }  // namespace cct

@@ -461,4 +461,25 @@ Tensor<T> expand(const Tensor<T>& x, Shape shape) {
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(shape, "reshape", "unsqueeze", "squeeze", "flatten", "permute", "narrow", "slice", "concat", "expand");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_SHAPE_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> reshape<T>(const Tensor<T>&, Shape); \
+  CCT_EXTERN_TEMPLATE Tensor<T> view<T>(const Tensor<T>&, const Shape&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> permute<T>(const Tensor<T>&, const std::vector<int64_t>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> transpose<T>(const Tensor<T>&, int64_t, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> narrow<T>(const Tensor<T>&, int64_t, int64_t, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> slice<T>(const Tensor<T>&, int64_t, int64_t, int64_t, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> concat<T>(const std::vector<Tensor<T>>&, int64_t); \
+  CCT_EXTERN_TEMPLATE std::vector<Tensor<T>> split<T>(const Tensor<T>&, int64_t, int64_t); \
+  CCT_EXTERN_TEMPLATE std::vector<Tensor<T>> split<T>(const Tensor<T>&, const std::vector<int64_t>&, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> unsqueeze<T>(const Tensor<T>&, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> squeeze<T>(const Tensor<T>&, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> squeeze<T>(const Tensor<T>&); \
+  CCT_EXTERN_TEMPLATE Tensor<T> flatten<T>(const Tensor<T>&, int64_t, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> expand<T>(const Tensor<T>&, Shape);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_SHAPE_TEMPLATES)
+#undef CCT_OPS_SHAPE_TEMPLATES
+#endif
+
 }  // namespace cct

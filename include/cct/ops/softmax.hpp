@@ -143,4 +143,13 @@ Tensor<T> log_softmax(const Tensor<T>& x, int64_t dim) {
 // The names this header's backward nodes carry (ops/registry.hpp; each has a gradient check).
 CCT_REGISTER_OPS(softmax, "softmax", "log_softmax");
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPS_SOFTMAX_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE Tensor<T> softmax<T>(const Tensor<T>&, int64_t); \
+  CCT_EXTERN_TEMPLATE Tensor<T> log_softmax<T>(const Tensor<T>&, int64_t);
+CCT_FOR_FLOATING_TYPES(CCT_OPS_SOFTMAX_TEMPLATES)
+#undef CCT_OPS_SOFTMAX_TEMPLATES
+#endif
+
 }  // namespace cct

@@ -100,4 +100,12 @@ class AdamW : public Optimizer<T> {
   std::vector<Coefficients> coefficients_;  // per entry, refreshed each step
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPTIM_ADAMW_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class AdamW<T>;
+CCT_FOR_FLOATING_TYPES(CCT_OPTIM_ADAMW_TEMPLATES)
+#undef CCT_OPTIM_ADAMW_TEMPLATES
+#endif
+
 }  // namespace cct::optim

@@ -98,4 +98,14 @@ std::optional<std::string> grads_finite(const NamedTensors<T>& named_params) {
   return std::nullopt;
 }
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPTIM_CLIP_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE double clip_grad_norm_<T>(const std::vector<Tensor<T>>&, double); \
+  CCT_EXTERN_TEMPLATE double clip_grad_norm_<T>(const NamedTensors<T>&, double); \
+  CCT_EXTERN_TEMPLATE std::optional<std::string> grads_finite<T>(const NamedTensors<T>&);
+CCT_FOR_FLOATING_TYPES(CCT_OPTIM_CLIP_TEMPLATES)
+#undef CCT_OPTIM_CLIP_TEMPLATES
+#endif
+
 }  // namespace cct::optim

@@ -294,4 +294,13 @@ class Optimizer {
   }
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPTIM_OPTIMIZER_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class Optimizer<T>; \
+  CCT_EXTERN_TEMPLATE std::vector<ParamGroup<T>> param_groups_no_decay_for_1d<T>(const NamedTensors<T>&, double);
+CCT_FOR_FLOATING_TYPES(CCT_OPTIM_OPTIMIZER_TEMPLATES)
+#undef CCT_OPTIM_OPTIMIZER_TEMPLATES
+#endif
+
 }  // namespace cct::optim

@@ -77,4 +77,12 @@ class SGD : public Optimizer<T> {
   SGDOptions options_;
 };
 
+// Compiled mode (config.hpp): these instantiations are compiled once, in cct::compiled.
+#ifdef CCT_EXTERN_TEMPLATE
+#define CCT_OPTIM_SGD_TEMPLATES(T) \
+  CCT_EXTERN_TEMPLATE class SGD<T>;
+CCT_FOR_FLOATING_TYPES(CCT_OPTIM_SGD_TEMPLATES)
+#undef CCT_OPTIM_SGD_TEMPLATES
+#endif
+
 }  // namespace cct::optim

@@ -41,8 +41,9 @@ elseif(MODE STREQUAL "package")
   set(prefix ${WORK_DIR}/prefix)
   run_step("install cct" ${CMAKE_COMMAND} --install ${CCT_BINARY_DIR} --prefix ${prefix} --component cct
            --config ${BUILD_TYPE})
-  # The installed package also carries the compiled mode (built by cct's own build): test it here, where it
-  # costs one small unit, rather than in the subdirectory build, which would compile the library again.
+  # The installed package also carries the compiled mode (built by cct's own build): its programs use it
+  # here (header-only is what the subdirectory build tests), which also keeps this test's compiles short;
+  # in the subdirectory build it would compile the library again.
   list(APPEND configure_args -DCCT_CONSUMER_COMPILED=ON)
   list(APPEND configure_args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
        -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)

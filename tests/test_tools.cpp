@@ -767,6 +767,8 @@ TEST_CASE("fit with --ema: validates and saves the average, and resumes to the u
   CHECK(saved.read<float>("training.raw.weight").to_vector() == resumed.read<float>("training.raw.weight").to_vector());
 }
 
+namespace {
+
 // A task whose steps slow down after its first two epochs, as a shared machine does: the pace the
 // budget was fitted to no longer holds, and the re-fit must move the end of the run.
 class SlowingBlobTask : public BlobTask {
@@ -783,6 +785,8 @@ class SlowingBlobTask : public BlobTask {
  private:
   int64_t epoch_ = 0;
 };
+
+}  // namespace
 
 TEST_CASE("a time budget re-draws the linear decay when the pace changes after the warm-up", "[tools][train]") {
   // The rate never jumps: from the re-fit step it falls in a line from the rate reached there.

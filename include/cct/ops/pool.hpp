@@ -17,6 +17,7 @@
 
 #include "../autograd/node.hpp"
 #include "../core/parallel.hpp"
+#include "kernels/cpu_features.hpp"
 #include "kernels/im2col.hpp"
 #include "registry.hpp"
 
@@ -43,6 +44,101 @@ inline bool takes_over(T candidate, int32_t candidate_row, T current, int32_t cu
          (((candidate == current) | (candidate_nan & current_nan)) & (candidate_row < current_row));
 }
 
+// The forward loops of max_pool over planes [begin, end): what max_pool_forward runs on each thread.
+struct MaxPoolPlanes {
+  const kernels::ConvGeometry* geometry;
+  int64_t plane_size, positions, padded_width;
+};
+
+// Separable maxima: for each output row, first the column maxima over the window's input rows
+// (contiguous, so vectorised), then for each kernel column k the maxima over the output positions
+// (independent iterations, no dependency chain). The column buffer carries −∞ where the padding is.
+// When recording (pa not null), each column maximum also remembers its input row, and the second pass
+// picks the first maximum in row-major window order: the argmax that backward routes the gradient to.
+// Always inlined into its two callers below, so each compiles it for its own instruction set.
+template <typename T>
+__attribute__((always_inline)) inline void max_pool_planes_body(const MaxPoolPlanes& loop, const T* px, T* po,
+                                                                int32_t* pa, int64_t begin, int64_t end) {
+  const kernels::ConvGeometry& g = *loop.geometry;
+  const int64_t plane_size = loop.plane_size, positions = loop.positions, padded_width = loop.padded_width;
+  std::vector<T> column_max(static_cast<size_t>(padded_width), -std::numeric_limits<T>::infinity());
+  // Padding columns hold the largest row, so a real element of equal value always wins.
+  std::vector<int32_t> column_row(pa ? static_cast<size_t>(padded_width) : 0,
+                                  std::numeric_limits<int32_t>::max());
+  T* const cm = column_max.data() + g.padding_w;  // cm[w] for w in [−padding_w, padded_width − padding_w)
+  int32_t* const ch = pa ? column_row.data() + g.padding_w : nullptr;
+  const T* const window_start = column_max.data();
+  const int32_t* const window_row = pa ? column_row.data() : nullptr;
+  std::vector<int32_t> best_row(pa ? static_cast<size_t>(g.out_w) : 0);
+  std::vector<int32_t> best_k(pa ? static_cast<size_t>(g.out_w) : 0);
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const T* src = px + plane * plane_size;
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      const int64_t h0 = oh * g.stride_h - g.padding_h;
+      const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.kernel_h, g.height);
+      std::copy(src + h_begin * g.width, src + (h_begin + 1) * g.width, cm);
+      T* out_row = po + plane * positions + oh * g.out_w;
+      if (!pa) {
+        for (int64_t h = h_begin + 1; h < h_end; ++h) {
+          const T* row = src + h * g.width;
+          for (int64_t w = 0; w < g.width; ++w) cm[w] = nan_max(cm[w], row[w]);
+        }
+        for (int64_t ow = 0; ow < g.out_w; ++ow) out_row[ow] = window_start[ow * g.stride_w];
+        for (int64_t k = 1; k < g.kernel_w; ++k)
+          for (int64_t ow = 0; ow < g.out_w; ++ow)
+            out_row[ow] = nan_max(out_row[ow], window_start[ow * g.stride_w + k]);
+        continue;
+      }
+      std::fill(ch, ch + g.width, static_cast<int32_t>(h_begin));
+      for (int64_t h = h_begin + 1; h < h_end; ++h) {
+        const T* row = src + h * g.width;
+        // Rows arrive in order, so only a larger value or a first NaN takes over.
+        for (int64_t w = 0; w < g.width; ++w) {
+          const bool take = row[w] > cm[w] || (row[w] != row[w] && cm[w] == cm[w]);
+          cm[w] = take ? row[w] : cm[w];
+          ch[w] = take ? static_cast<int32_t>(h) : ch[w];
+        }
+      }
+      // Then kernel column by kernel column over all output positions at once: no
+      // dependency between positions and selects instead of branches, so it vectorises
+      // (a branchy per-window search was a tenth of a CCT training step).
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        out_row[ow] = window_start[ow * g.stride_w];
+        best_row[ow] = window_row[ow * g.stride_w];
+        best_k[ow] = 0;
+      }
+      for (int32_t k = 1; k < g.kernel_w; ++k)
+        for (int64_t ow = 0; ow < g.out_w; ++ow) {
+          const T value = window_start[ow * g.stride_w + k];
+          const int32_t value_row = window_row[ow * g.stride_w + k];
+          const bool take = takes_over(value, value_row, out_row[ow], best_row[ow]);
+          out_row[ow] = take ? value : out_row[ow];
+          best_row[ow] = take ? value_row : best_row[ow];
+          best_k[ow] = take ? k : best_k[ow];
+        }
+      int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
+      for (int64_t ow = 0; ow < g.out_w; ++ow)
+        argmax_row[ow] = static_cast<int32_t>(best_row[ow] * g.width + ow * g.stride_w + best_k[ow] -
+                                              g.padding_w);
+    }
+  }
+}
+
+template <typename T>
+void max_pool_planes(const MaxPoolPlanes& loop, const T* px, T* po, int32_t* pa, int64_t begin, int64_t end) {
+  max_pool_planes_body(loop, px, po, pa, begin, end);
+}
+
+#if CCT_HAVE_AVX512_DISPATCH && !defined(__AVX512F__)
+// The same loops compiled for AVX-512, for builds without it (kernels/cpu_features.hpp): compiled for
+// SSE2, the strided, selecting passes were over a quarter of a bf16 CCT-2 training step.
+template <typename T>
+CCT_TARGET_AVX512 void max_pool_planes_avx512(const MaxPoolPlanes& loop, const T* px, T* po, int32_t* pa,
+                                               int64_t begin, int64_t end) {
+  max_pool_planes_body(loop, px, po, pa, begin, end);
+}
+#endif
+
 // out[plane, oh, ow] = max over the window of x[plane]; `planes` = N·C planes of geometry g (channels = 1).
 // ∂out[plane, o]/∂x[plane, i] = 1 if i is the window's argmax, else 0; so ∂L/∂x[plane, i] = Σ_{o: argmax(o) = i} g[o].
 template <typename T>
@@ -58,75 +154,16 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
   const T* px = x.data();
   T* po = out.data();
   int32_t* pa = recording ? argmax.data() : nullptr;
-  // Separable maxima: for each output row, first the column maxima over the window's input rows
-  // (contiguous, so vectorised), then for each kernel column k the maxima over the output positions
-  // (independent iterations, no dependency chain). The column buffer carries −∞ where the padding is.
-  // When recording, each column maximum also remembers its input row, and the second pass picks the
-  // first maximum in row-major window order: the argmax that backward routes the gradient to.
   const int64_t padded_width = std::max((g.out_w - 1) * g.stride_w + g.kernel_w, g.padding_w + g.width);
+  const MaxPoolPlanes loop{&g, plane_size, positions, padded_width};
+  const bool avx512 = kernels::avx512_dispatch();
   parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, positions * g.kernel_h * g.kernel_w)),
                [&](int64_t begin, int64_t end) {
-                 std::vector<T> column_max(static_cast<size_t>(padded_width), -std::numeric_limits<T>::infinity());
-                 // Padding columns hold the largest row, so a real element of equal value always wins.
-                 std::vector<int32_t> column_row(pa ? static_cast<size_t>(padded_width) : 0,
-                                                 std::numeric_limits<int32_t>::max());
-                 T* const cm = column_max.data() + g.padding_w;  // cm[w] for w in [−padding_w, padded_width − padding_w)
-                 int32_t* const ch = pa ? column_row.data() + g.padding_w : nullptr;
-                 const T* const window_start = column_max.data();
-                 const int32_t* const window_row = pa ? column_row.data() : nullptr;
-                 std::vector<int32_t> best_row(pa ? static_cast<size_t>(g.out_w) : 0);
-                 std::vector<int32_t> best_k(pa ? static_cast<size_t>(g.out_w) : 0);
-                 for (int64_t plane = begin; plane < end; ++plane) {
-                   const T* src = px + plane * plane_size;
-                   for (int64_t oh = 0; oh < g.out_h; ++oh) {
-                     const int64_t h0 = oh * g.stride_h - g.padding_h;
-                     const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.kernel_h, g.height);
-                     std::copy(src + h_begin * g.width, src + (h_begin + 1) * g.width, cm);
-                     T* out_row = po + plane * positions + oh * g.out_w;
-                     if (!pa) {
-                       for (int64_t h = h_begin + 1; h < h_end; ++h) {
-                         const T* row = src + h * g.width;
-                         for (int64_t w = 0; w < g.width; ++w) cm[w] = nan_max(cm[w], row[w]);
-                       }
-                       for (int64_t ow = 0; ow < g.out_w; ++ow) out_row[ow] = window_start[ow * g.stride_w];
-                       for (int64_t k = 1; k < g.kernel_w; ++k)
-                         for (int64_t ow = 0; ow < g.out_w; ++ow)
-                           out_row[ow] = nan_max(out_row[ow], window_start[ow * g.stride_w + k]);
-                       continue;
-                     }
-                     std::fill(ch, ch + g.width, static_cast<int32_t>(h_begin));
-                     for (int64_t h = h_begin + 1; h < h_end; ++h) {
-                       const T* row = src + h * g.width;
-                       // Rows arrive in order, so only a larger value or a first NaN takes over.
-                       for (int64_t w = 0; w < g.width; ++w) {
-                         const bool take = row[w] > cm[w] || (row[w] != row[w] && cm[w] == cm[w]);
-                         cm[w] = take ? row[w] : cm[w];
-                         ch[w] = take ? static_cast<int32_t>(h) : ch[w];
-                       }
-                     }
-                     // Then kernel column by kernel column over all output positions at once: no
-                     // dependency between positions and selects instead of branches, so it vectorises
-                     // (a branchy per-window search was a tenth of a CCT training step).
-                     for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                       out_row[ow] = window_start[ow * g.stride_w];
-                       best_row[ow] = window_row[ow * g.stride_w];
-                       best_k[ow] = 0;
-                     }
-                     for (int32_t k = 1; k < g.kernel_w; ++k)
-                       for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                         const T value = window_start[ow * g.stride_w + k];
-                         const int32_t value_row = window_row[ow * g.stride_w + k];
-                         const bool take = takes_over(value, value_row, out_row[ow], best_row[ow]);
-                         out_row[ow] = take ? value : out_row[ow];
-                         best_row[ow] = take ? value_row : best_row[ow];
-                         best_k[ow] = take ? k : best_k[ow];
-                       }
-                     int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
-                     for (int64_t ow = 0; ow < g.out_w; ++ow)
-                       argmax_row[ow] = static_cast<int32_t>(best_row[ow] * g.width + ow * g.stride_w + best_k[ow] -
-                                                             g.padding_w);
-                   }
-                 }
+#if CCT_HAVE_AVX512_DISPATCH && !defined(__AVX512F__)
+                 if (avx512) return max_pool_planes_avx512(loop, px, po, pa, begin, end);
+#endif
+                 (void)avx512;
+                 max_pool_planes(loop, px, po, pa, begin, end);
                });
 
   if (recording)

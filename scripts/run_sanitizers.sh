@@ -7,7 +7,7 @@
 # (assertions on), builds, and runs ctest there. Any sanitizer report fails its test: ASan and LSan
 # exit non-zero, and UBSan is built without recovery. The block cache of cct::Storage is switched off
 # (CCT_STORAGE_CACHE_MB=0) so that every freed tensor buffer really is freed and a use after free is seen.
-# Tests that do not run sanitized code are left out (headers_compile_alone and the consumer projects
+# Tests that do not run sanitized code are left out (headers_compile_alone_* and the consumer projects
 # build with their own flags). Environment: CCT_JOBS (default: number of cores), CCT_NICE (default 0).
 # Extra arguments go to ctest (e.g. -R test_data).
 set -euo pipefail

@@ -44,23 +44,18 @@ inline bool takes_over(T candidate, int32_t candidate_row, T current, int32_t cu
          (((candidate == current) | (candidate_nan & current_nan)) & (candidate_row < current_row));
 }
 
-// The forward loops of max_pool over planes [begin, end): what max_pool_forward runs on each thread.
-struct MaxPoolPlanes {
-  const kernels::ConvGeometry* geometry;
-  int64_t plane_size, positions, padded_width;
-};
-
-// Separable maxima: for each output row, first the column maxima over the window's input rows
+// The forward loops of max_pool over planes [begin, end) of geometry g: what max_pool_forward runs on
+// each thread. Separable maxima: for each output row, first the column maxima over the window's input rows
 // (contiguous, so vectorised), then for each kernel column k the maxima over the output positions
 // (independent iterations, no dependency chain). The column buffer carries −∞ where the padding is.
 // When recording (pa not null), each column maximum also remembers its input row, and the second pass
 // picks the first maximum in row-major window order: the argmax that backward routes the gradient to.
 // Always inlined into its two callers below, so each compiles it for its own instruction set.
 template <typename T>
-__attribute__((always_inline)) inline void max_pool_planes_body(const MaxPoolPlanes& loop, const T* px, T* po,
-                                                                int32_t* pa, int64_t begin, int64_t end) {
-  const kernels::ConvGeometry& g = *loop.geometry;
-  const int64_t plane_size = loop.plane_size, positions = loop.positions, padded_width = loop.padded_width;
+CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, const T* px, T* po, int32_t* pa,
+                                            int64_t begin, int64_t end) {
+  const int64_t plane_size = g.height * g.width, positions = g.out_positions();
+  const int64_t padded_width = std::max((g.out_w - 1) * g.stride_w + g.kernel_w, g.padding_w + g.width);
   std::vector<T> column_max(static_cast<size_t>(padded_width), -std::numeric_limits<T>::infinity());
   // Padding columns hold the largest row, so a real element of equal value always wins.
   std::vector<int32_t> column_row(pa ? static_cast<size_t>(padded_width) : 0,
@@ -125,17 +120,17 @@ __attribute__((always_inline)) inline void max_pool_planes_body(const MaxPoolPla
 }
 
 template <typename T>
-void max_pool_planes(const MaxPoolPlanes& loop, const T* px, T* po, int32_t* pa, int64_t begin, int64_t end) {
-  max_pool_planes_body(loop, px, po, pa, begin, end);
+void max_pool_planes(const kernels::ConvGeometry& g, const T* px, T* po, int32_t* pa, int64_t begin, int64_t end) {
+  max_pool_planes_body(g, px, po, pa, begin, end);
 }
 
 #if CCT_HAVE_AVX512_DISPATCH && !defined(__AVX512F__)
 // The same loops compiled for AVX-512, for builds without it (kernels/cpu_features.hpp): compiled for
 // SSE2, the strided, selecting passes were over a quarter of a bf16 CCT-2 training step.
 template <typename T>
-CCT_TARGET_AVX512 void max_pool_planes_avx512(const MaxPoolPlanes& loop, const T* px, T* po, int32_t* pa,
+CCT_TARGET_AVX512 void max_pool_planes_avx512(const kernels::ConvGeometry& g, const T* px, T* po, int32_t* pa,
                                                int64_t begin, int64_t end) {
-  max_pool_planes_body(loop, px, po, pa, begin, end);
+  max_pool_planes_body(g, px, po, pa, begin, end);
 }
 #endif
 
@@ -154,16 +149,14 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
   const T* px = x.data();
   T* po = out.data();
   int32_t* pa = recording ? argmax.data() : nullptr;
-  const int64_t padded_width = std::max((g.out_w - 1) * g.stride_w + g.kernel_w, g.padding_w + g.width);
-  const MaxPoolPlanes loop{&g, plane_size, positions, padded_width};
   const bool avx512 = kernels::avx512_dispatch();
   parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, positions * g.kernel_h * g.kernel_w)),
                [&](int64_t begin, int64_t end) {
 #if CCT_HAVE_AVX512_DISPATCH && !defined(__AVX512F__)
-                 if (avx512) return max_pool_planes_avx512(loop, px, po, pa, begin, end);
+                 if (avx512) return max_pool_planes_avx512(g, px, po, pa, begin, end);
 #endif
                  (void)avx512;
-                 max_pool_planes(loop, px, po, pa, begin, end);
+                 max_pool_planes(g, px, po, pa, begin, end);
                });
 
   if (recording)

@@ -16,6 +16,14 @@
 #define CCT_HAVE_AVX512_DISPATCH 0
 #endif
 
+// A loop body shared by a kernel and its AVX-512 twin: inlined into each, so each compiles it for its
+// own instruction set.
+#if defined(__GNUC__) || defined(__clang__)
+#define CCT_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define CCT_ALWAYS_INLINE inline
+#endif
+
 namespace cct::kernels {
 
 // Whether this CPU has AVX512F and the OS saves the zmm registers (CPUID leaf 7 EBX bit 16, XCR0).

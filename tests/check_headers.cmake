@@ -5,11 +5,14 @@ cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the pr
 # [-DSHARD=i -DSHARDS=n] -P`: with SHARDS, only the headers whose sorted index is SHARD modulo SHARDS, so
 # ctest can run the shards side by side with the other tests.
 #
-# Speed: about 90 of the headers reach Eigen/Core through their includes, and parsing it is over a
-# second of each check. Those headers are checked with Eigen/Core precompiled (GCC's -include of a
-# .gch), which changes nothing for them: whatever they use from Eigen or the standard headers Eigen
-# brings is there either way once their own includes have run. Headers that do not reach Eigen are
-# compiled exactly alone, without the precompiled header, so a missing standard include shows there.
+# Speed: parsing the heavy system headers is most of each check: <Eigen/Core> over a second, <immintrin.h>
+# (which the run-time-dispatched kernels need) and <filesystem> about half a second each. A header that reaches one of them
+# through its own includes is checked with those heavy headers precompiled (GCC's -include of a .gch),
+# which changes nothing for it: what it uses from them, or from the standard headers they bring, is
+# there either way once its own includes have run. Headers that reach none are compiled exactly alone,
+# so a missing standard include shows there. With -DPRECOMPILE=ON the script only builds the
+# precompiled headers into PCH_DIR (ctest runs that once, as the shards' fixture); without PCH_DIR each
+# shard builds its own.
 foreach(required CXX INCLUDE_DIRS HEADER_ROOT WORK_DIR)
   if(NOT DEFINED ${required})
     message(FATAL_ERROR "check_headers.cmake: -D${required}=... is required")
@@ -33,16 +36,28 @@ if(header_count EQUAL 0)
   message(FATAL_ERROR "check_headers.cmake: no headers found under ${HEADER_ROOT}/cct")
 endif()
 
-# Which headers reach <Eigen/...>: their own quoted includes, followed to a fixed point.
-set(reaches_eigen)
+# The heavy system headers, each with the include lines that reach it (any Eigen module reaches Core).
+set(heavy_names eigen immintrin filesystem)
+set(heavy_eigen_header "Eigen/Core")
+set(heavy_eigen_regex "^#include <Eigen/")
+set(heavy_immintrin_header "immintrin.h")
+set(heavy_immintrin_regex "^#include <immintrin\\.h>")
+set(heavy_filesystem_header "filesystem")
+set(heavy_filesystem_regex "^#include <filesystem>")
+
+# Which heavy headers each header reaches: through its own quoted includes, followed to a fixed point.
 foreach(header ${headers})
   file(STRINGS ${HEADER_ROOT}/${header} lines REGEX "^#include [\"<]")
   get_filename_component(folder ${header} DIRECTORY)
   set(deps_${header})
+  set(reach_${header})
   foreach(line ${lines})
-    if(line MATCHES "^#include <Eigen/")
-      list(APPEND reaches_eigen ${header})
-    elseif(line MATCHES "^#include \"([^\"]+)\"")
+    foreach(name ${heavy_names})
+      if(line MATCHES "${heavy_${name}_regex}")
+        list(APPEND reach_${header} ${name})
+      endif()
+    endforeach()
+    if(line MATCHES "^#include \"([^\"]+)\"")
       get_filename_component(dep "${HEADER_ROOT}/${folder}/${CMAKE_MATCH_1}" ABSOLUTE)
       file(RELATIVE_PATH dep ${HEADER_ROOT} ${dep})
       list(APPEND deps_${header} ${dep})
@@ -53,30 +68,68 @@ set(changed TRUE)
 while(changed)
   set(changed FALSE)
   foreach(header ${headers})
-    if(header IN_LIST reaches_eigen)
-      continue()
-    endif()
     foreach(dep ${deps_${header}})
-      if(dep IN_LIST reaches_eigen)
-        list(APPEND reaches_eigen ${header})
-        set(changed TRUE)
-        break()
-      endif()
+      foreach(name ${reach_${dep}})
+        if(NOT name IN_LIST reach_${header})
+          list(APPEND reach_${header} ${name})
+          set(changed TRUE)
+        endif()
+      endforeach()
     endforeach()
   endforeach()
 endwhile()
 
+# One precompiled header per combination of heavy headers that some header reaches, named by it
+# ("eigen_immintrin"), in the order of heavy_names.
+set(combinations)
+foreach(header ${headers})
+  set(key)
+  foreach(name ${heavy_names})
+    if(name IN_LIST reach_${header})
+      list(APPEND key ${name})
+    endif()
+  endforeach()
+  list(JOIN key "_" key)
+  set(key_${header} "${key}")
+  if(NOT key STREQUAL "" AND NOT key IN_LIST combinations)
+    list(APPEND combinations ${key})
+  endif()
+endforeach()
+
+function(precompile key directory)
+  set(pch ${directory}/${key}.hpp)
+  string(REPLACE "_" ";" names "${key}")
+  set(text "")
+  foreach(name ${names})
+    string(APPEND text "#include <${heavy_${name}_header}>\n")
+  endforeach()
+  file(WRITE ${pch} "${text}")
+  execute_process(COMMAND ${CXX} ${flags} ${include_args} -x c++-header ${pch} -o ${pch}.gch
+                  RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "check_headers.cmake: could not precompile ${names}:\n${output}")
+  endif()
+endfunction()
+
+if(PRECOMPILE)
+  if(NOT DEFINED PCH_DIR)
+    message(FATAL_ERROR "check_headers.cmake: -DPRECOMPILE=ON needs -DPCH_DIR=...")
+  endif()
+  file(REMOVE_RECURSE ${PCH_DIR})
+  file(MAKE_DIRECTORY ${PCH_DIR})
+  foreach(key ${combinations})
+    precompile(${key} ${PCH_DIR})
+    message("precompiled ${key}")
+  endforeach()
+  return()
+endif()
+
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
-set(pch ${WORK_DIR}/eigen_core.hpp)
-file(WRITE ${pch} "#include <Eigen/Core>\n")
-execute_process(COMMAND ${CXX} ${flags} ${include_args} -x c++-header ${pch} -o ${pch}.gch
-                RESULT_VARIABLE pch_result OUTPUT_VARIABLE pch_output ERROR_VARIABLE pch_output)
-if(NOT pch_result EQUAL 0)
-  message(FATAL_ERROR "check_headers.cmake: could not precompile Eigen/Core:\n${pch_output}")
+if(NOT DEFINED PCH_DIR)
+  set(PCH_DIR ${WORK_DIR})
+  set(own_pch TRUE)
 endif()
-# Eigen's own pragmas that silence -Wignored-attributes do not survive precompilation.
-set(pch_args -include ${pch} -Winvalid-pch -Wno-ignored-attributes)
 
 set(failed)
 set(checked 0)
@@ -96,9 +149,18 @@ foreach(header ${headers})
   file(WRITE ${source} "#include <${header}>\n")
   set(extra)
   set(how "alone")
-  if(header IN_LIST reaches_eigen)
-    set(extra ${pch_args})
-    set(how "alone, Eigen/Core precompiled")
+  set(key "${key_${header}}")
+  if(NOT key STREQUAL "")
+    if(own_pch AND NOT EXISTS ${PCH_DIR}/${key}.hpp.gch)
+      precompile(${key} ${PCH_DIR})
+    endif()
+    if(NOT EXISTS ${PCH_DIR}/${key}.hpp.gch)
+      message(FATAL_ERROR "check_headers.cmake: ${PCH_DIR}/${key}.hpp.gch is missing (run with -DPRECOMPILE=ON first)")
+    endif()
+    # Eigen's own pragmas that silence -Wignored-attributes do not survive precompilation.
+    set(extra -include ${PCH_DIR}/${key}.hpp -Winvalid-pch -Wno-ignored-attributes)
+    string(REPLACE "_" ", " names "${key}")
+    set(how "alone, ${names} precompiled")
   endif()
   execute_process(COMMAND ${CXX} ${flags} ${include_args} ${extra} -fsyntax-only ${source}
                   RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)

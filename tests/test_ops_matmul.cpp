@@ -697,7 +697,7 @@ TEST_CASE("bf16 on the portable path says once that it is slower than fp32", "[o
   REQUIRE(max_difference(first, fp32) > 1e-4);
 }
 
-// ---- fp32 GEMM: the AVX-512 kernel builds without AVX-512 dispatch to (ops/kernels/gemm_fp32_avx512.hpp) ----
+// ---- fp32 GEMM: the AVX-512 kernel every build dispatches to on a CPU with AVX-512 (ops/kernels/gemm_fp32_avx512.hpp) ----
 
 TEST_CASE("fp32 gemm matches a double reference within fp32 rounding, whichever kernel runs", "[ops][matmul][gemm]") {
   // Tolerance: summing K products in fp32 (and applying alpha and beta) is off by at most about
@@ -734,7 +734,7 @@ TEST_CASE("fp32 gemm matches a double reference within fp32 rounding, whichever 
 
 TEST_CASE("the dispatched fp32 AVX-512 kernel gives the same bits on any thread count", "[ops][matmul][gemm][threads]") {
   if (!cct::kernels::fp32_avx512_dispatch()) {
-    WARN("this build (or CPU) multiplies floats with Eigen's kernel: nothing dispatched to compare");
+    WARN("this CPU has no AVX-512: floats are multiplied with Eigen's kernel, nothing dispatched to compare");
     return;
   }
   ThreadCountGuard guard;

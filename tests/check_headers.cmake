@@ -8,9 +8,9 @@ cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the pr
 # Speed: parsing the heavy system headers is most of each check: <Eigen/Core> over a second, <immintrin.h>
 # (which the run-time-dispatched kernels need) over half a second. (<filesystem> costs almost as much,
 # but each combination is one more precompiled header of about 5 s: with it the precompiling ate the
-# gain.) A header that reaches one of them through its own includes is checked with those heavy headers precompiled (GCC's -include of a .gch),
-# which changes nothing for it: what it uses from them, or from the standard headers they bring, is
-# there either way once its own includes have run. Headers that reach none are compiled exactly alone,
+# gain.) A header that reaches one of them through its own includes is checked with those heavy headers
+# precompiled (GCC's -include of a .gch), which changes nothing for it: what it uses from them, or from
+# the standard headers they bring, is there either way once its own includes have run. Headers that reach none are compiled exactly alone,
 # so a missing standard include shows there. With -DPRECOMPILE=ON the script only builds the
 # precompiled headers into PCH_DIR (ctest runs that once, as the shards' fixture); without PCH_DIR each
 # shard builds its own.
@@ -19,10 +19,10 @@ cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the pr
 # from the compiler's own dependency list (-MD): a content hash for each of cct's files, size and
 # modification time for each system file, and the same for the files behind its precompiled header,
 # under a key of the compiler's version, the flags, the header's name and its cct includes' contents
-# (memo_path). A later run whose header
-# finds its record with every entry unchanged reports it passed without compiling it again (so does a
-# fresh clone, whose files have new times but the same contents); any edit, a new compiler or an
-# updated system header makes it compile again. A failed check is never recorded.
+# (memo_path). A later run whose header finds its record with every entry unchanged reports it passed
+# without compiling it again (so does a fresh clone, whose files have new times but the same contents);
+# any edit, a new compiler or an updated system header makes it compile again. A failed check is never
+# recorded.
 foreach(required CXX INCLUDE_DIRS HEADER_ROOT WORK_DIR)
   if(NOT DEFINED ${required})
     message(FATAL_ERROR "check_headers.cmake: -D${required}=... is required")
@@ -112,6 +112,16 @@ foreach(header ${headers})
   endif()
 endforeach()
 
+# The text of a combination's precompiled header: one #include line per heavy header in `key`.
+function(heavy_includes key out)
+  string(REPLACE "_" ";" names "${key}")
+  set(text "")
+  foreach(name ${names})
+    string(APPEND text "#include <${heavy_${name}_header}>\n")
+  endforeach()
+  set(${out} "${text}" PARENT_SCOPE)
+endfunction()
+
 # The files a make-style dependency list names (GCC's -M/-MD output), one per list entry.
 function(read_dependencies depfile out)
   file(READ ${depfile} text)
@@ -151,17 +161,13 @@ endfunction()
 # What a precompiled header is made of (its files as describe_files gives them), from the preprocessor
 # alone (-M, a fraction of a second), so a run that finds every check in the memo compiles nothing.
 function(precompiled_identity key out)
-  string(REPLACE "_" ";" names "${key}")
-  set(text "")
-  foreach(name ${names})
-    string(APPEND text "#include <${heavy_${name}_header}>\n")
-  endforeach()
+  heavy_includes(${key} text)
   set(probe ${WORK_DIR}/identity_${key}.hpp)
   file(WRITE ${probe} "${text}")
   execute_process(COMMAND ${CXX} ${flags} ${include_args} -x c++-header -M ${probe} -MF ${probe}.d
                   RESULT_VARIABLE result OUTPUT_QUIET ERROR_VARIABLE output)
   if(NOT result EQUAL 0)
-    message(FATAL_ERROR "check_headers.cmake: could not list the files of ${names}:\n${output}")
+    message(FATAL_ERROR "check_headers.cmake: could not list the files of ${key}:\n${output}")
   endif()
   read_dependencies(${probe}.d files)
   list(REMOVE_ITEM files ${probe})
@@ -250,16 +256,12 @@ endfunction()
 
 function(precompile key directory)
   set(pch ${directory}/${key}.hpp)
-  string(REPLACE "_" ";" names "${key}")
-  set(text "")
-  foreach(name ${names})
-    string(APPEND text "#include <${heavy_${name}_header}>\n")
-  endforeach()
+  heavy_includes(${key} text)
   file(WRITE ${pch} "${text}")
   execute_process(COMMAND ${CXX} ${flags} ${include_args} -x c++-header ${pch} -o ${pch}.gch
                   RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
   if(NOT result EQUAL 0)
-    message(FATAL_ERROR "check_headers.cmake: could not precompile ${names}:\n${output}")
+    message(FATAL_ERROR "check_headers.cmake: could not precompile ${key}:\n${output}")
   endif()
 endfunction()
 

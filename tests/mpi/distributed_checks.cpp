@@ -152,21 +152,28 @@ void check_equivalence(MpiWorld& world) {
     gradient_scale = std::max(gradient_scale, static_cast<double>(std::abs(single_gradients[i])));
   }
   double worst = 0, largest = 0;
+  std::string worst_at = "none";
   const auto a = single->named_parameters(), b = parallel->named_parameters();
   for (size_t p = 0; p < a.size(); ++p)
     for (int64_t i = 0; i < a[p].second.numel(); ++i) {
-      worst = std::max(worst, static_cast<double>(std::abs(a[p].second.data()[i] - b[p].second.data()[i])));
+      // The pooling scores' bias shifts every token's score alike, which the softmax over tokens
+      // ignores: its exact gradient is 0 and what the float one holds is rounding noise, which AdamW
+      // scales up to steps of about lr in a direction that depends on the summation order.
+      if (a[p].first == "classifier.attention_pool.bias") continue;
+      const double difference = std::abs(a[p].second.data()[i] - b[p].second.data()[i]);
+      if (difference > worst) worst_at = a[p].first + "[" + std::to_string(i) + "]";
+      worst = std::max(worst, difference);
       largest = std::max(largest, static_cast<double>(std::abs(a[p].second.data()[i])));
     }
   if (world.is_root())
     std::printf("equivalence: %d ranks x batch %lld vs 1 x batch %lld: first gradients differ by at most %.3g "
-                "(largest %.3g); after %lld AdamW steps (lr 1e-3) the weights by %.3g (largest weight %.3g)\n",
+                "(largest %.3g); after %lld AdamW steps (lr 1e-3) the weights by %.3g at %s (largest weight %.3g)\n",
                 world.size(), static_cast<long long>(global_batch / world.size()), static_cast<long long>(global_batch),
-                gradient_error, gradient_scale, static_cast<long long>(steps), worst, largest);
+                gradient_error, gradient_scale, static_cast<long long>(steps), worst, worst_at.c_str(), largest);
   expect(gradient_error <= 1e-5 * gradient_scale, "first gradients differ by " + std::to_string(gradient_error));
   // AdamW divides by the root of the squared gradient's average, so a coordinate whose gradient is
   // near zero turns a rounding difference into a visible one: the tolerance is a tenth of one step.
-  expect(worst <= 1e-4, "weights differ by " + std::to_string(worst) + " (tolerance 1e-4, a tenth of an lr step)");
+  expect(worst <= 1e-4, "weights differ by " + std::to_string(worst) + " at " + worst_at + " (tolerance 1e-4, a tenth of an lr step)");
   // And the ranks hold the same weights as each other, bit for bit (they apply the same averaged step).
   double sum = 0;
   for (const auto& entry : b)

@@ -38,14 +38,20 @@ struct AttentionDropout {
   double p = 0;
   uint64_t seed = 0, base = 0;
   bool active() const { return p > 0; }
-  template <typename T>
-  T factor(uint64_t i) const {
-    if (p >= 1) return T(0);
-    return Generator::mix(seed + (base + i + 1) * Generator::kGolden) >> 11 < keep_threshold()
-               ? static_cast<T>(1.0 / (1.0 - p))
-               : T(0);
+  // keep[i] = 1 where element offset + i survives (draw < (1 − p)·2⁵³), else 0, for i < n. Drawn once in
+  // the forward and saved for the backward: drawing each element three times, one at a time, was most
+  // of the attention backward. The loop has no branch, so it vectorises.
+  void fill_keep(uint64_t offset, int64_t n, uint8_t* keep) const {
+    const uint64_t threshold = p >= 1 ? 0 : static_cast<uint64_t>((1.0 - p) * 9007199254740992.0);  // 2^53
+    const uint64_t first = seed + (base + offset + 1) * Generator::kGolden;
+    for (int64_t i = 0; i < n; ++i)
+      keep[i] = (Generator::mix(first + static_cast<uint64_t>(i) * Generator::kGolden) >> 11) < threshold;
   }
-  uint64_t keep_threshold() const { return static_cast<uint64_t>((1.0 - p) * 9007199254740992.0); }  // 2^53
+  // The factor of a kept element, 1/(1 − p) (inverted dropout); a dropped one is multiplied by 0.
+  template <typename T>
+  T kept_scale() const {
+    return p >= 1 ? T(0) : static_cast<T>(1.0 / (1.0 - p));
+  }
 };
 }  // namespace detail
 
@@ -85,12 +91,17 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   const bool recording = autograd::any_requires_grad<T>({&qkv});
   const bool keep_probabilities = recording || probabilities_out != nullptr;
   Tensor<T> probabilities = keep_probabilities ? Tensor<T>::empty({B, H, N, N}) : Tensor<T>();
+  // The keep decisions of attention dropout, saved for the backward (one byte per probability).
+  const Tensor<uint8_t> keep_mask =
+      drop.active() && recording ? Tensor<uint8_t>::empty({B * H * N * N}) : Tensor<uint8_t>();
   Tensor<T> out = Tensor<T>::empty({B, N, D});
   const T* base_qkv = qkv.data();
   const uint8_t* mask = masked ? key_padding_mask.data() : nullptr;
   parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
     // Scratch from the storage cache (no page faults per step).
     const Tensor<T> dropped = drop.active() ? Tensor<T>::empty({N * N}) : Tensor<T>();
+    const Tensor<uint8_t> keep_scratch =
+        drop.active() && !keep_mask.defined() ? Tensor<uint8_t>::empty({N * N}) : Tensor<uint8_t>();
     const Tensor<T> scores = keep_probabilities ? Tensor<T>() : Tensor<T>::empty({N * N});
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / H, h = task % H;
@@ -106,8 +117,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
         if (mask)
           for (int64_t j = 0; j < N; ++j)
             if (!mask[b * N + j]) p_row[j] = minus_infinity;
-        T max_value = minus_infinity;
-        for (int64_t j = 0; j < N; ++j) max_value = std::max(max_value, p_row[j]);
+        T max_value = kernels::lane_max(p_row, N, minus_infinity);
         if (max_value == minus_infinity) max_value = T(0);  // every key masked: no −∞ − (−∞)
         T sum = kernels::exp_shifted_sum(p_row, N, max_value);
         if (mask) {
@@ -123,8 +133,10 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
       }
       const T* weights = P;
       if (drop.active()) {
-        const uint64_t offset = static_cast<uint64_t>(task * N * N);
-        for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * drop.factor<T>(offset + i);
+        uint8_t* keep = keep_mask.defined() ? keep_mask.data() + task * N * N : keep_scratch.data();
+        drop.fill_keep(static_cast<uint64_t>(task * N * N), N * N, keep);
+        const T kept = drop.kept_scale<T>();
+        for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * (keep[i] ? kept : T(0));
         weights = dropped.data();
       }
       // o = weights · v, written into this head's columns of the output.
@@ -138,7 +150,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   // ∂q = ∂S k · scale;  ∂k = ∂Sᵀ q · scale.
   autograd::record<T>(
         "multi_head_attention", out, {qkv},
-        [qkv = qkv.detach(), probabilities, precision, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
+        [qkv = qkv.detach(), probabilities, keep_mask, precision, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
           const int64_t row = 3 * D;
           Tensor<T> grad_qkv = Tensor<T>::empty(qkv.shape());
           parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
@@ -154,10 +166,11 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
               T* dv = dq + 2 * D;
               const T* gb = g.data() + b * N * D + h * hd;
               const T* P = probabilities.data() + task * N * N;
-              const uint64_t offset = static_cast<uint64_t>(task * N * N);
+              const uint8_t* keep = drop.active() ? keep_mask.data() + task * N * N : nullptr;
+              const T kept = drop.kept_scale<T>();
               const T* weights = P;
-              if (drop.active()) {
-                for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * drop.factor<T>(offset + i);
+              if (keep) {
+                for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * (keep[i] ? kept : T(0));
                 weights = dropped.data();
               }
               kernels::gemm_serial<T>(precision, true, false, N, hd, N, T(1), weights, N, gb, D, T(0), dv, row);
@@ -165,10 +178,9 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
               for (int64_t i = 0; i < N; ++i) {
                 T* d_row = dP.data() + i * N;
                 const T* p_row = P + i * N;
-                if (drop.active())
-                  for (int64_t j = 0; j < N; ++j) d_row[j] *= drop.factor<T>(offset + i * N + j);
-                T dot = 0;
-                for (int64_t j = 0; j < N; ++j) dot += d_row[j] * p_row[j];
+                if (keep)
+                  for (int64_t j = 0; j < N; ++j) d_row[j] *= keep[i * N + j] ? kept : T(0);
+                const T dot = kernels::lane_sum<T>(N, [d_row, p_row](int64_t j) { return d_row[j] * p_row[j]; });
                 for (int64_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - dot);
               }
               kernels::gemm_serial<T>(precision, false, false, N, hd, N, scale, dP.data(), N, k, row, T(0), dq, row);

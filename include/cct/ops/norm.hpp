@@ -20,6 +20,7 @@
 #include "../core/parallel.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
+#include "kernels/lanes.hpp"
 #include "registry.hpp"
 
 namespace cct {
@@ -31,22 +32,6 @@ namespace detail {
 inline int64_t layer_norm_blocks(int64_t rows, int64_t width) {
   const int64_t by_size = (rows * width) / 4096;
   return std::max<int64_t>(1, std::min<int64_t>({by_size, int64_t{64}, rows}));
-}
-
-// Σ_j term(j) for j < n, in double, over 16 independent lanes added in a fixed order at the end: one
-// running sum makes every add wait for the previous one (a row of 128 took ~5 GB/s), separate lanes
-// pipeline and vectorise. The order depends only on n, so results do not change with the thread count.
-template <typename Term>
-inline double lane_sum(int64_t n, const Term& term) {
-  constexpr int64_t kLanes = 16;
-  double lanes[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int64_t k = 0; k < kLanes; ++k) lanes[k] += term(j + k);
-  for (int64_t k = 0; j < n; ++j, ++k) lanes[k] += term(j);
-  for (int64_t width = kLanes / 2; width > 0; width /= 2)
-    for (int64_t k = 0; k < width; ++k) lanes[k] += lanes[k + width];
-  return lanes[0];
 }
 
 }  // namespace detail
@@ -83,9 +68,9 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
       T* yr = py + row * width;
       // Statistics in double, and the variance from deviations (not E[x²] − E[x]²), so rows with a large
       // offset or tiny spread lose no precision; a constant row gets var = 0 exactly and y = b.
-      const double sum = detail::lane_sum(width, [xr](int64_t j) { return static_cast<double>(xr[j]); });
+      const double sum = kernels::lane_sum<double>(width, [xr](int64_t j) { return static_cast<double>(xr[j]); });
       const double row_mean = width > 0 ? sum / static_cast<double>(width) : 0.0;
-      const double squares = detail::lane_sum(width, [xr, row_mean](int64_t j) {
+      const double squares = kernels::lane_sum<double>(width, [xr, row_mean](int64_t j) {
         const double deviation = static_cast<double>(xr[j]) - row_mean;
         return deviation * deviation;
       });
@@ -144,9 +129,9 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
                 if (want_b)
                   for (int64_t j = 0; j < width; ++j) sum_b[j] += gr[j];
                 if (pgx) {
-                  const double sum_g_hat = detail::lane_sum(width, [gh](int64_t j) { return static_cast<double>(gh[j]); });
+                  const double sum_g_hat = kernels::lane_sum<double>(width, [gh](int64_t j) { return static_cast<double>(gh[j]); });
                   const double sum_g_hat_x_hat =
-                      detail::lane_sum(width, [gh, xh](int64_t j) { return static_cast<double>(gh[j] * xh[j]); });
+                      kernels::lane_sum<double>(width, [gh, xh](int64_t j) { return static_cast<double>(gh[j] * xh[j]); });
                   const T mean_g_hat = static_cast<T>(sum_g_hat / static_cast<double>(width));
                   const T mean_g_hat_x_hat = static_cast<T>(sum_g_hat_x_hat / static_cast<double>(width));
                   T* gxr = pgx + row * width;

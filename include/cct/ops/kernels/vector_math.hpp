@@ -22,6 +22,8 @@
 #include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>
 
+#include "lanes.hpp"
+
 namespace cct::kernels {
 
 namespace detail {
@@ -58,9 +60,7 @@ T exp_shifted_sum(T* values, int64_t n, T shift) {
     const detail::FloatPacket shift_packet = pset1<detail::FloatPacket>(shift);
     detail::packet_map(n, values, nullptr, values,
                        [&](const detail::FloatPacket& x, const detail::FloatPacket&) { return pexp(psub(x, shift_packet)); });
-    float sum = 0;
-    for (int64_t i = 0; i < n; ++i) sum += values[i];
-    return sum;
+    return lane_sum<float>(n, [values](int64_t i) { return values[i]; });
   } else {
     T sum = 0;
     for (int64_t i = 0; i < n; ++i) sum += values[i] = std::exp(values[i] - shift);

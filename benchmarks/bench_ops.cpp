@@ -28,6 +28,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <cct/cct.hpp>
@@ -280,12 +281,21 @@ std::vector<Case> make_cases(int64_t batch, cct::Generator& gen) {
                        cct::conv2d(input, weight, Tensor<float>(), 1, 1).backward(*dy);
                      }});
   }
-  {
-    auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, 256, 32, 32}, -1, 1, gen));
+  // The tokenizers' max-pools: CCT-2's two (after each conv) and CCT-7's one; "recording" also writes
+  // the argmax that the backward needs (4 more bytes per output).
+  for (const auto& [model, channels, side] : {std::tuple<const char*, int64_t, int64_t>{"cct_2", 64, 32},
+                                              {"cct_2", 128, 16}, {"cct_7", 256, 32}}) {
+    auto x = std::make_shared<Tensor<float>>(Tensor<float>::uniform({batch, channels, side, side}, -1, 1, gen));
     const double bytes = (x->numel() + x->numel() / 4) * 4.0;
-    cases.push_back({"cct_7 max_pool2d 3/2/1 fwd " + shape_text(x->shape()), Unit::kGbytes, bytes, [=] {
+    cases.push_back({std::string(model) + " max_pool2d 3/2/1 fwd " + shape_text(x->shape()), Unit::kGbytes, bytes, [=] {
                        cct::NoGradGuard no_grad;
                        cct::max_pool2d(*x, 3, 2, 1);
+                     }});
+    cases.push_back({std::string(model) + " max_pool2d 3/2/1 fwd recording " + shape_text(x->shape()), Unit::kGbytes,
+                     bytes + x->numel(), [=] {
+                       Tensor<float> input = *x;
+                       input.requires_grad_(true);
+                       cct::max_pool2d(input, 3, 2, 1);
                      }});
   }
 

@@ -49,6 +49,8 @@ const std::map<std::string, Entry>& gradcheck_table() {
                    {random_leaf({1, 2, 5, 5}, 6), random_leaf({3, 2, 3, 3}, 7), random_leaf({3}, 8)}};
     t["conv1d"] = {[](const Inputs& x) { return conv1d(x[0], x[1], x[2], 1, 1); },
                    {random_leaf({1, 2, 6}, 9), random_leaf({3, 2, 3}, 10), random_leaf({3}, 11)}};
+    t["conv2d_max_pool2d"] = {[](const Inputs& x) { return conv2d_max_pool2d(x[0], x[1], x[2], {1, 1, 1, 1}, 3, 2, 1); },
+                              {random_leaf({1, 2, 5, 5}, 45), random_leaf({3, 2, 3, 3}, 46), random_leaf({3}, 47)}};
     t["max_pool2d"] = {[](const Inputs& x) { return max_pool2d(x[0], 2, 2); }, {random_leaf({1, 2, 4, 4}, 12)}};
     t["max_pool1d"] = {[](const Inputs& x) { return max_pool1d(x[0], 2, 2); }, {random_leaf({1, 2, 6}, 13)}};
     // dropout

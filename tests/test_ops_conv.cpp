@@ -3,10 +3,12 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <cct/nn/tokenizer.hpp>
 #include <cct/ops/conv.hpp>
+#include <cct/ops/conv_pool.hpp>
 #include <cct/ops/elementwise.hpp>
 #include <cct/ops/pool.hpp>
 #include <cct/ops/reduce.hpp>
@@ -242,6 +244,48 @@ TEST_CASE("conv2d and max_pool2d give the same results on one and two threads", 
   REQUIRE(forward_backward(1, pool_inputs, pool) == forward_backward(2, pool_inputs, pool));
 }
 
+TEST_CASE("conv2d_max_pool2d equals max_pool2d(conv2d(x)), values and gradients, on one and two threads",
+          "[ops][conv][pool][parallel]") {
+  // 13 images of odd sizes, with and without bias, and a pointwise convolution.
+  cct::Generator gen(37);
+  const std::vector<Tensor<float>> with_bias{Tensor<float>::uniform({13, 3, 11, 9}, -1, 1, gen),
+                                             Tensor<float>::uniform({5, 3, 3, 3}, -1, 1, gen),
+                                             Tensor<float>::uniform({5}, -1, 1, gen)};
+  for (const bool bias : {false, true}) {
+    const std::vector<Tensor<float>> inputs(with_bias.begin(), with_bias.begin() + (bias ? 3 : 2));
+    for (const Conv2dParams params : {Conv2dParams{1, 1, 1, 1}, Conv2dParams{2, 1, 0, 1}}) {
+      INFO("bias " << bias << ", conv stride (" << params.stride_h << ", " << params.stride_w << ")");
+      const auto bias_of = [bias](const std::vector<Tensor<float>>& in) { return bias ? in[2] : Tensor<float>(); };
+      auto fused = [&](const std::vector<Tensor<float>>& in) {
+        return cct::conv2d_max_pool2d(in[0], in[1], bias_of(in), params, 3, 2, 1);
+      };
+      auto separate = [&](const std::vector<Tensor<float>>& in) {
+        return cct::max_pool2d(cct::conv2d(in[0], in[1], bias_of(in), params), 3, 2, 1);
+      };
+      const auto expected = forward_backward(1, inputs, separate);
+      for (const int threads : {1, 2}) {
+        const auto got = forward_backward(threads, inputs, fused);
+        REQUIRE(got.size() == expected.size());
+        // Output, image and weight gradients bit for bit (the same GEMMs and pool loops); the bias
+        // gradient sums the pooled gradients directly, in another order.
+        for (size_t i = 0; i < 3; ++i) REQUIRE(got[i] == expected[i]);
+        REQUIRE(got.size() == (bias ? 4u : 3u));
+        if (bias)
+          for (size_t j = 0; j < got[3].size(); ++j) REQUIRE(got[3][j] == Approx(expected[3][j]).margin(1e-4));
+      }
+    }
+  }
+  const std::vector<Tensor<float>> pointwise_inputs{Tensor<float>::uniform({4, 6, 8, 8}, -1, 1, gen),
+                                                    Tensor<float>::uniform({3, 6, 1, 1}, -1, 1, gen)};
+  auto fused = [](const std::vector<Tensor<float>>& in) {
+    return cct::conv2d_max_pool2d(in[0], in[1], Tensor<float>(), Conv2dParams{}, 2, 2);
+  };
+  auto separate = [](const std::vector<Tensor<float>>& in) {
+    return cct::max_pool2d(cct::conv2d(in[0], in[1], Tensor<float>()), 2, 2);
+  };
+  REQUIRE(forward_backward(2, pointwise_inputs, fused) == forward_backward(1, pointwise_inputs, separate));
+}
+
 TEST_CASE("conv2d batched gradients equal the sum of per-image gradients", "[ops][conv]") {
   const int64_t batch = 19;
   auto x = random_leaf({batch, 2, 6, 5}, 41);
@@ -335,47 +379,55 @@ TEST_CASE("max_pool2d matches a direct reference loop", "[ops][pool]") {
 
 TEST_CASE("max_pool2d backward routes each gradient to the first maximum, with ties, NaN and -inf", "[ops][pool]") {
   // Values from {-inf, -1, 0, 1, 2, NaN} make ties everywhere; the reference scans each window in
-  // row-major order and keeps the first maximum (the first NaN when there is one).
+  // row-major order and keeps the first maximum (the first NaN when there is one). In float and
+  // double: float pools with column stride 2 take their own AVX-512 loop where the CPU has it, which
+  // rows wider than 32 columns run in more than one 16-output step.
   const std::vector<PoolCase> cases = {{{2, 3, 7, 7}, 3, 3, 2, 2, 1, 1}, {{1, 2, 8, 9}, 3, 3, 2, 2, 1, 1},
                                    {{2, 2, 5, 7}, 2, 2, 2, 2, 0, 0}, {{3, 1, 9, 6}, 3, 2, 1, 2, 1, 1},
-                                   {{1, 4, 6, 6}, 4, 4, 3, 3, 2, 2}, {{1, 1, 1, 12}, 1, 3, 1, 2, 0, 1}};
-  const double choices[] = {-std::numeric_limits<double>::infinity(), -1, 0, 1, 2, std::nan("")};
-  cct::Generator gen(77);
-  for (const auto& c : cases) {
-    INFO(describe(c));
-    auto x = Tensor<double>::empty(c.x);
-    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = choices[gen.randint(6)];
-    x.requires_grad_();
-    auto out = max_pool2d(x, c);
-    const int64_t N = c.x[0], C = c.x[1], H = c.x[2], W = c.x[3], OH = out.size(2), OW = out.size(3);
-    auto upstream = Tensor<double>::empty(out.shape());
-    for (int64_t i = 0; i < upstream.numel(); ++i) upstream.data()[i] = static_cast<double>(i + 1);
-    out.backward(upstream);
-    auto expected = Tensor<double>::zeros(c.x);
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t ch = 0; ch < C; ++ch)
-        for (int64_t oh = 0; oh < OH; ++oh)
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            int64_t best_h = -1, best_w = -1;
-            double best = 0;
-            for (int64_t i = 0; i < c.kh; ++i)
-              for (int64_t j = 0; j < c.kw; ++j) {
-                const int64_t ih = oh * c.sh - c.ph + i, iw = ow * c.sw - c.pw + j;
-                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                const double v = x.detach()(n, ch, ih, iw);
-                const bool better = best_h < 0 || (std::isnan(v) && !std::isnan(best)) || (!std::isnan(best) && v > best);
-                if (better) best = v, best_h = ih, best_w = iw;
-              }
-            const double value = out.detach()(n, ch, oh, ow);
-            REQUIRE((std::isnan(best) ? std::isnan(value) : value == best));
-            expected(n, ch, best_h, best_w) += upstream(n, ch, oh, ow);
-          }
-    REQUIRE(x.grad().to_vector() == expected.to_vector());
-    cct::NoGradGuard no_grad;  // the inference path gives the same values
-    const auto inferred = max_pool2d(x.detach(), c);
-    const auto a = inferred.to_vector(), b = out.detach().to_vector();
-    for (size_t i = 0; i < a.size(); ++i) REQUIRE((std::isnan(a[i]) ? std::isnan(b[i]) : a[i] == b[i]));
-  }
+                                   {{1, 4, 6, 6}, 4, 4, 3, 3, 2, 2}, {{1, 1, 1, 12}, 1, 3, 1, 2, 0, 1},
+                                   {{1, 2, 5, 37}, 3, 3, 2, 2, 1, 1}, {{1, 1, 3, 70}, 2, 4, 1, 2, 0, 2}};
+  const auto check = [&cases](auto zero) {
+    using T = decltype(zero);
+    const T choices[] = {-std::numeric_limits<T>::infinity(), -1, 0, 1, 2, std::numeric_limits<T>::quiet_NaN()};
+    cct::Generator gen(77);
+    for (const auto& c : cases) {
+      INFO(describe(c) << (std::is_same_v<T, float> ? " float" : " double"));
+      auto x = Tensor<T>::empty(c.x);
+      for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = choices[gen.randint(6)];
+      x.requires_grad_();
+      auto out = cct::max_pool2d(x, {c.kh, c.kw}, {c.sh, c.sw}, {c.ph, c.pw});
+      const int64_t N = c.x[0], C = c.x[1], H = c.x[2], W = c.x[3], OH = out.size(2), OW = out.size(3);
+      auto upstream = Tensor<T>::empty(out.shape());
+      for (int64_t i = 0; i < upstream.numel(); ++i) upstream.data()[i] = static_cast<T>(i + 1);
+      out.backward(upstream);
+      auto expected = Tensor<T>::zeros(c.x);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t ch = 0; ch < C; ++ch)
+          for (int64_t oh = 0; oh < OH; ++oh)
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              int64_t best_h = -1, best_w = -1;
+              T best = 0;
+              for (int64_t i = 0; i < c.kh; ++i)
+                for (int64_t j = 0; j < c.kw; ++j) {
+                  const int64_t ih = oh * c.sh - c.ph + i, iw = ow * c.sw - c.pw + j;
+                  if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                  const T v = x.detach()(n, ch, ih, iw);
+                  const bool better = best_h < 0 || (std::isnan(v) && !std::isnan(best)) || (!std::isnan(best) && v > best);
+                  if (better) best = v, best_h = ih, best_w = iw;
+                }
+              const T value = out.detach()(n, ch, oh, ow);
+              REQUIRE((std::isnan(best) ? std::isnan(value) : value == best));
+              expected(n, ch, best_h, best_w) += upstream(n, ch, oh, ow);
+            }
+      REQUIRE(x.grad().to_vector() == expected.to_vector());
+      cct::NoGradGuard no_grad;  // the inference path gives the same values
+      const auto inferred = cct::max_pool2d(x.detach(), {c.kh, c.kw}, {c.sh, c.sw}, {c.ph, c.pw});
+      const auto a = inferred.to_vector(), b = out.detach().to_vector();
+      for (size_t i = 0; i < a.size(); ++i) REQUIRE((std::isnan(a[i]) ? std::isnan(b[i]) : a[i] == b[i]));
+    }
+  };
+  check(0.0);
+  check(0.0f);
 }
 
 // ConvTokenizer runs each block as conv → max-pool → ReLU for speed; the blocks hold (and Sequential
@@ -436,6 +488,12 @@ TEST_CASE("conv and pool error messages", "[ops][conv][pool]") {
   REQUIRE_THROWS_WITH(cct::max_pool2d(x, 7, 1, 0), Catch::Contains("max_pool2d") && Catch::Contains("larger"));
   REQUIRE_THROWS_WITH(cct::max_pool2d(Tensor<float>::zeros({5, 5}), 2, 2), Catch::Contains("4-D"));
   REQUIRE_THROWS_WITH(cct::max_pool1d(Tensor<float>::zeros({1, 2, 5}), 2, 1, 2), Catch::Contains("half the kernel"));
+
+  // The fused op names itself, and the pool's input is the convolution's output (here 3 x 3).
+  REQUIRE_THROWS_WITH(cct::conv2d_max_pool2d(x, Tensor<float>::zeros({4, 2, 3, 3}), Tensor<float>(), {}, 2, 2),
+                      Catch::Contains("conv2d_max_pool2d") && Catch::Contains("(4, 2, 3, 3)"));
+  REQUIRE_THROWS_WITH(cct::conv2d_max_pool2d(x, Tensor<float>::zeros({4, 3, 3, 3}), Tensor<float>(), {}, 5, 1),
+                      Catch::Contains("conv2d_max_pool2d") && Catch::Contains("larger than the padded input (3, 3)"));
 }
 
 TEST_CASE("gradients of conv2d and conv1d match finite differences", "[ops][conv][gradcheck]") {
@@ -487,6 +545,20 @@ TEST_CASE("gradients of conv2d and conv1d match finite differences", "[ops][conv
                     {random_leaf({2, 3, 9}, 25), random_leaf({4, 3, 3}, 26), random_leaf({4}, 27)});
     check_gradients([](const Inputs& in) { return cct::conv1d(in[0], in[1], Tensor<double>()); },
                     {random_leaf({3, 2, 6}, 28), random_leaf({2, 2, 4}, 29)});
+  }
+}
+
+TEST_CASE("gradients of conv2d_max_pool2d match finite differences", "[ops][conv][pool][gradcheck]") {
+  {
+    INFO("3x3 conv, padding 1, bias; pool 3, stride 2, padding 1 (CCT's tokenizer)");
+    check_gradients([](const Inputs& in) { return cct::conv2d_max_pool2d(in[0], in[1], in[2], {1, 1, 1, 1}, 3, 2, 1); },
+                    {random_leaf({2, 2, 6, 5}, 61), random_leaf({3, 2, 3, 3}, 62), random_leaf({3}, 63)});
+  }
+  {
+    INFO("strided conv without bias; pool 2, stride 2");
+    check_gradients(
+        [](const Inputs& in) { return cct::conv2d_max_pool2d(in[0], in[1], Tensor<double>(), {2, 1, 1, 0}, 2, 2); },
+        {random_leaf({2, 2, 8, 6}, 64), random_leaf({3, 2, 3, 3}, 65)});
   }
 }
 

@@ -5,6 +5,9 @@
 // conv_layers.{i}.0.weight (the conv is child 0 of each block).
 #pragma once
 
+#include <memory>
+
+#include "../ops/conv_pool.hpp"
 #include "../ops/shape.hpp"
 #include "conv.hpp"
 
@@ -52,9 +55,13 @@ class ConvTokenizer : public UnaryModule<T> {
       if (config_.activation && config_.max_pool) {
         // The block is conv → ReLU → max-pool, run as conv → max-pool → ReLU: max commutes with the
         // monotone ReLU, so values and gradients are the same (for inputs without NaN), and the ReLU
-        // and its backward touch a quarter of the elements.
-        x = (*block)[0]->forward(x);  // conv
-        x = (*block)[2]->forward(x);  // max-pool
+        // and its backward touch a quarter of the elements. The conv and the pool run as one op
+        // (ops/conv_pool.hpp), so the full-size convolution output never goes through memory.
+        const auto conv = std::dynamic_pointer_cast<Conv2d<T>>((*block)[0]);
+        CCT_CHECK(conv != nullptr, "ConvTokenizer: conv_layers.", i, ".0 is no longer a Conv2d");
+        const Conv2dConfig& c = conv->config();
+        x = conv2d_max_pool2d(x, conv->weight, conv->bias, Conv2dParams{c.stride, c.stride, c.padding, c.padding},
+                              config_.pooling_kernel, config_.pooling_stride, config_.pooling_padding);
         x = (*block)[1]->forward(x);  // ReLU
       } else {
         x = block->forward(x);

@@ -44,6 +44,90 @@ namespace detail {
 constexpr int64_t kConvWeightGradGroups = 16;
 constexpr int64_t kConvPartialElements = int64_t(1) << 24;
 
+// y = weight · cols(image) (+ bias): one image's (out_channels, positions) output, with `cols` its patch
+// scratch (unused for a pointwise convolution). What the conv forwards share.
+template <typename T>
+void conv_one_image(Precision precision, const kernels::ConvGeometry& g, int64_t out_channels, const T* pw,
+                    const T* pb, const T* image, T* cols, T* y) {
+  const int64_t patch = g.patch_size(), positions = g.out_positions();
+  if (!g.is_pointwise()) {
+    kernels::im2col(image, g, cols);
+    image = cols;
+  }
+  // Starting from the bias (beta = 1) saves the GEMM's own zeroing pass and a separate bias pass.
+  if (pb)
+    for (int64_t o = 0; o < out_channels; ++o) std::fill(y + o * positions, y + (o + 1) * positions, pb[o]);
+  kernels::gemm<T>(precision, false, false, out_channels, positions, patch, T(1), pw, patch, image, positions,
+                   pb ? T(1) : T(0), y, positions);
+}
+
+// ∂L/∂x and ∂L/∂weight of a convolution (see conv_forward), given each image's output gradient:
+// image_grad(n, scratch) returns image n's (out_channels, positions) gradient, written into `scratch`
+// (out_channels · positions elements, per thread) when grad_needs_scratch, or pointing elsewhere.
+// Shared by conv_forward's backward and conv2d_max_pool2d's (ops/conv_pool.hpp), whose images'
+// gradients exist only one at a time.
+template <typename T, typename ImageGrad>
+void conv_backward_images(const Tensor<T>& x, const Tensor<T>& weight, Precision precision, int64_t batch,
+                          int64_t out_channels, const kernels::ConvGeometry& g, bool need_x, bool need_weight,
+                          bool grad_needs_scratch, const ImageGrad& image_grad, Tensor<T>& grad_x,
+                          Tensor<T>& grad_weight) {
+  if (!need_x && !need_weight) return;
+  const int64_t patch = g.patch_size(), positions = g.out_positions(), image_size = g.image_size();
+  const bool pointwise = g.is_pointwise();
+  const T* px = x.data();
+  const T* pw = weight.data();
+  if (need_x) grad_x = Tensor<T>::empty(x.shape());
+  T* pgx = need_x ? grad_x.data() : nullptr;
+  const int64_t weight_size = out_channels * patch;
+  const int64_t groups = std::min({batch, kConvWeightGradGroups,
+                                   std::max<int64_t>(1, kConvPartialElements / std::max<int64_t>(1, weight_size))});
+  const Tensor<T> partials = need_weight ? Tensor<T>::empty({groups * weight_size}) : Tensor<T>();
+  parallel_for(0, groups, 1, [&](int64_t group_begin, int64_t group_end) {
+    const bool need_cols = need_weight && !pointwise, need_grad_cols = need_x && !pointwise;
+    const Tensor<T> cols_buffer = need_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
+    const Tensor<T> grad_cols_buffer = need_grad_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
+    const Tensor<T> grad_buffer = grad_needs_scratch ? Tensor<T>::empty({out_channels * positions}) : Tensor<T>();
+    T* const cols = need_cols ? cols_buffer.data() : nullptr;
+    T* const grad_cols = need_grad_cols ? grad_cols_buffer.data() : nullptr;
+    for (int64_t group = group_begin; group < group_end; ++group) {
+      const int64_t first = batch * group / groups, last = batch * (group + 1) / groups;
+      for (int64_t n = first; n < last; ++n) {
+        const T* gn = image_grad(n, grad_needs_scratch ? grad_buffer.data() : nullptr);
+        if (need_weight) {
+          const T* image_cols = px + n * image_size;
+          if (!pointwise) {
+            kernels::im2col(image_cols, g, cols);
+            image_cols = cols;
+          }
+          kernels::gemm<T>(precision, false, true, out_channels, patch, positions, T(1), gn, positions, image_cols,
+                           positions, n == first ? T(0) : T(1), partials.data() + group * weight_size, patch);
+        }
+        if (need_x) {
+          T* gx = pgx + n * image_size;
+          T* target = pointwise ? gx : grad_cols;
+          kernels::gemm<T>(precision, true, false, patch, positions, out_channels, T(1), pw, patch, gn, positions, T(0),
+                           target, positions);
+          if (!pointwise) {
+            std::fill(gx, gx + image_size, T(0));
+            kernels::col2im(grad_cols, g, gx);
+          }
+        }
+      }
+    }
+  });
+  if (need_weight) {
+    grad_weight = Tensor<T>::empty(weight.shape());
+    T* pgw = grad_weight.data();
+    parallel_for(0, weight_size, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        T sum = T(0);
+        for (int64_t group = 0; group < groups; ++group) sum += partials.data()[group * weight_size + i];
+        pgw[i] = sum;
+      }
+    });
+  }
+}
+
 // out = weight ⋆ x (+ bias), where x holds `batch` images of geometry g and weight is
 // (out_channels, g.patch_size()) in memory. The output is allocated with `out_shape` and gradients
 // are returned in the shapes of x, weight and bias, so conv1d shares this with conv2d.
@@ -63,20 +147,9 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
   parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     // Scratch from the storage cache: freed and reused every step without touching the kernel.
     const Tensor<T> cols_buffer = pointwise ? Tensor<T>() : Tensor<T>::empty({patch * positions});
-    T* const cols = pointwise ? nullptr : cols_buffer.data();
-    for (int64_t n = begin; n < end; ++n) {
-      const T* image_cols = px + n * image_size;
-      if (!pointwise) {
-        kernels::im2col(image_cols, g, cols);
-        image_cols = cols;
-      }
-      T* y = po + n * out_channels * positions;
-      // Starting from the bias (beta = 1) saves the GEMM's own zeroing pass and a separate bias pass.
-      if (pb)
-        for (int64_t o = 0; o < out_channels; ++o) std::fill(y + o * positions, y + (o + 1) * positions, pb[o]);
-      kernels::gemm<T>(precision, false, false, out_channels, positions, patch, T(1), pw, patch, image_cols, positions,
-                       pb ? T(1) : T(0), y, positions);
-    }
+    for (int64_t n = begin; n < end; ++n)
+      conv_one_image(precision, g, out_channels, pw, pb, px + n * image_size,
+                     pointwise ? nullptr : cols_buffer.data(), po + n * out_channels * positions);
   });
 
   if (!autograd::any_requires_grad<T>({&x, &weight, &bias})) return out;
@@ -84,15 +157,10 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
       op, out, {x, weight, bias},
       [x = x.detach(), weight = weight.detach(), precision, bias_shape = bias.defined() ? bias.shape() : Shape{}, batch,
        out_channels, g](const Tensor<T>& grad_output, const autograd::NeedsGrad& needs) {
-        const int64_t patch = g.patch_size(), positions = g.out_positions(), image_size = g.image_size();
-        const bool pointwise = g.is_pointwise();
-        const bool need_x = needs[0], need_weight = needs[1], need_bias = needs[2];
+        const int64_t positions = g.out_positions();
         const T* pg = grad_output.data();
-        const T* px = x.data();
-        const T* pw = weight.data();
         Tensor<T> grad_x, grad_weight, grad_bias;
-
-        if (need_bias) {
+        if (needs[2]) {
           grad_bias = Tensor<T>::empty(bias_shape);
           T* pgb = grad_bias.data();
           parallel_for(0, out_channels, 1, [&](int64_t begin, int64_t end) {
@@ -106,58 +174,10 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
             }
           });
         }
-
-        if (need_x || need_weight) {
-          if (need_x) grad_x = Tensor<T>::empty(x.shape());
-          T* pgx = need_x ? grad_x.data() : nullptr;
-          const int64_t weight_size = out_channels * patch;
-          const int64_t groups = std::min({batch, kConvWeightGradGroups,
-                                           std::max<int64_t>(1, kConvPartialElements / std::max<int64_t>(1, weight_size))});
-          const Tensor<T> partials = need_weight ? Tensor<T>::empty({groups * weight_size}) : Tensor<T>();
-          parallel_for(0, groups, 1, [&](int64_t group_begin, int64_t group_end) {
-            const bool need_cols = need_weight && !pointwise, need_grad_cols = need_x && !pointwise;
-            const Tensor<T> cols_buffer = need_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
-            const Tensor<T> grad_cols_buffer = need_grad_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
-            T* const cols = need_cols ? cols_buffer.data() : nullptr;
-            T* const grad_cols = need_grad_cols ? grad_cols_buffer.data() : nullptr;
-            for (int64_t group = group_begin; group < group_end; ++group) {
-              const int64_t first = batch * group / groups, last = batch * (group + 1) / groups;
-              for (int64_t n = first; n < last; ++n) {
-                const T* gn = pg + n * out_channels * positions;
-                if (need_weight) {
-                  const T* image_cols = px + n * image_size;
-                  if (!pointwise) {
-                    kernels::im2col(image_cols, g, cols);
-                    image_cols = cols;
-                  }
-                  kernels::gemm<T>(precision, false, true, out_channels, patch, positions, T(1), gn, positions, image_cols,
-                                   positions, n == first ? T(0) : T(1), partials.data() + group * weight_size, patch);
-                }
-                if (need_x) {
-                  T* gx = pgx + n * image_size;
-                  T* target = pointwise ? gx : grad_cols;
-                  kernels::gemm<T>(precision, true, false, patch, positions, out_channels, T(1), pw, patch, gn, positions, T(0),
-                                   target, positions);
-                  if (!pointwise) {
-                    std::fill(gx, gx + image_size, T(0));
-                    kernels::col2im(grad_cols, g, gx);
-                  }
-                }
-              }
-            }
-          });
-          if (need_weight) {
-            grad_weight = Tensor<T>::empty(weight.shape());
-            T* pgw = grad_weight.data();
-            parallel_for(0, weight_size, 1 << 14, [&](int64_t begin, int64_t end) {
-              for (int64_t i = begin; i < end; ++i) {
-                T sum = T(0);
-                for (int64_t group = 0; group < groups; ++group) sum += partials.data()[group * weight_size + i];
-                pgw[i] = sum;
-              }
-            });
-          }
-        }
+        conv_backward_images(
+            x, weight, precision, batch, out_channels, g, needs[0], needs[1], /*grad_needs_scratch=*/false,
+            [pg, out_channels, positions](int64_t n, T*) { return pg + n * out_channels * positions; }, grad_x,
+            grad_weight);
         return autograd::GradList<T>{grad_x, grad_weight, grad_bias};
       });
   return out;
@@ -177,29 +197,24 @@ void check_conv_bias(const char* op, const Tensor<T>& bias, const Tensor<T>& wei
                   " does not match weight shape ", shape_str(weight.shape()), " (needs (", weight.shape()[0], ",))");
 }
 
-}  // namespace detail
-
-// ---- conv2d: out[n, o] = bias[o] + Σ_c weight[o, c] ⋆ x[n, c] ---------------------------------------
-// x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or an undefined Tensor<T>() for none.
-// Output (N, O, floor((H + 2·padding_h − kh)/stride_h) + 1, floor((W + 2·padding_w − kw)/stride_w) + 1);
-// padding is zeros. Gradients: see detail::conv_forward.
+// Checks conv2d's arguments (naming `op` in errors) and returns its geometry.
 template <typename T>
-Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const Conv2dParams& params) {
-  CCT_CHECK_SHAPE(x.dim() == 4, "conv2d: input must be 4-D (N, C, H, W), got shape ", shape_str(x.shape()));
-  CCT_CHECK_SHAPE(weight.dim() == 4, "conv2d: weight must be 4-D (out_channels, in_channels, kh, kw), got shape ",
+kernels::ConvGeometry conv2d_geometry(const char* op, const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                                      const Conv2dParams& params) {
+  CCT_CHECK_SHAPE(x.dim() == 4, op, ": input must be 4-D (N, C, H, W), got shape ", shape_str(x.shape()));
+  CCT_CHECK_SHAPE(weight.dim() == 4, op, ": weight must be 4-D (out_channels, in_channels, kh, kw), got shape ",
                   shape_str(weight.shape()));
   const Shape& xs = x.shape();
   const Shape& ws = weight.shape();
-  CCT_CHECK_SHAPE(xs[1] == ws[1], "conv2d: input shape ", shape_str(xs), " has ", xs[1],
+  CCT_CHECK_SHAPE(xs[1] == ws[1], op, ": input shape ", shape_str(xs), " has ", xs[1],
                   " channels but weight shape ", shape_str(ws), " expects ", ws[1]);
-  CCT_CHECK_SHAPE(ws[2] >= 1 && ws[3] >= 1, "conv2d: empty kernel in weight shape ", shape_str(ws));
-  detail::check_conv_bias("conv2d", bias, weight);
-  detail::check_conv_options("conv2d", params.stride_h, params.stride_w, params.padding_h, params.padding_w);
-  CCT_CHECK_SHAPE(xs[2] + 2 * params.padding_h >= ws[2] && xs[3] + 2 * params.padding_w >= ws[3], "conv2d: kernel (",
+  CCT_CHECK_SHAPE(ws[2] >= 1 && ws[3] >= 1, op, ": empty kernel in weight shape ", shape_str(ws));
+  check_conv_bias(op, bias, weight);
+  check_conv_options(op, params.stride_h, params.stride_w, params.padding_h, params.padding_w);
+  CCT_CHECK_SHAPE(xs[2] + 2 * params.padding_h >= ws[2] && xs[3] + 2 * params.padding_w >= ws[3], op, ": kernel (",
                   ws[2], ", ", ws[3], ") of weight shape ", shape_str(ws), " is larger than the padded input (",
                   xs[2] + 2 * params.padding_h, ", ", xs[3] + 2 * params.padding_w, ") of input shape ", shape_str(xs),
                   " with padding (", params.padding_h, ", ", params.padding_w, ")");
-
   kernels::ConvGeometry g;
   g.channels = xs[1];
   g.height = xs[2];
@@ -212,7 +227,19 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   g.padding_w = params.padding_w;
   g.out_h = kernels::conv_output_size(g.height, g.kernel_h, g.stride_h, g.padding_h);
   g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
-  return detail::conv_forward("conv2d", x, weight, bias, xs[0], ws[0], g, {xs[0], ws[0], g.out_h, g.out_w});
+  return g;
+}
+}  // namespace detail
+
+// ---- conv2d: out[n, o] = bias[o] + Σ_c weight[o, c] ⋆ x[n, c] ---------------------------------------
+// x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or an undefined Tensor<T>() for none.
+// Output (N, O, floor((H + 2·padding_h − kh)/stride_h) + 1, floor((W + 2·padding_w − kw)/stride_w) + 1);
+// padding is zeros. Gradients: see detail::conv_forward.
+template <typename T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const Conv2dParams& params) {
+  const kernels::ConvGeometry g = detail::conv2d_geometry("conv2d", x, weight, bias, params);
+  const int64_t batch = x.size(0), out_channels = weight.size(0);
+  return detail::conv_forward("conv2d", x, weight, bias, batch, out_channels, g, {batch, out_channels, g.out_h, g.out_w});
 }
 
 // The same stride and padding along both spatial dims.

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../autograd/node.hpp"
@@ -44,6 +45,60 @@ inline bool takes_over(T candidate, int32_t candidate_row, T current, int32_t cu
          (((candidate == current) | (candidate_nan & current_nan)) & (candidate_row < current_row));
 }
 
+#if CCT_HAVE_AVX512_DISPATCH
+// The horizontal pass of a float pool with column stride 2, in AVX-512: out[ow] = the maximum of
+// window[2·ow + k] for k < kernel (the nan_max / takes_over rules of the loops below), for ow < out_w.
+// With `rows` (not null) the window's values come with their input rows, and argmax[ow] receives the
+// flat in-plane index of the first maximum in row-major window order, as max_pool_planes_body writes it.
+// A stride known only at run time left these loops scalar (about 1.3 cycles per input element, a
+// seventh of a bf16 CCT-2 inference); here 16 outputs take two loads and a permute per kernel column.
+// `window` and `rows` must be readable 2·out_w + kernel + 32 elements far (the callers pad them).
+CCT_TARGET_AVX512 inline void max_pool_row_stride2(const float* window, const int32_t* rows, int64_t out_w,
+                                                   int64_t kernel, int64_t width, int64_t padding,
+                                                   float* out, int32_t* argmax) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t ow = 0; ow < out_w; ow += 16) {
+    const __mmask16 store = out_w - ow >= 16 ? __mmask16(0xffff) : __mmask16((1u << (out_w - ow)) - 1);
+    const float* base = window + 2 * ow;
+    __m512 best = _mm512_permutex2var_ps(_mm512_loadu_ps(base), even, _mm512_loadu_ps(base + 16));
+    if (!rows) {
+      for (int64_t k = 1; k < kernel; ++k) {
+        const __m512 value = _mm512_permutex2var_ps(_mm512_loadu_ps(base + k), even, _mm512_loadu_ps(base + k + 16));
+        // nan_max: a larger value or a NaN takes over.
+        const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, take, value);
+      }
+      _mm512_mask_storeu_ps(out + ow, store, best);
+      continue;
+    }
+    const int32_t* row_base = rows + 2 * ow;
+    __m512i best_row = _mm512_permutex2var_epi32(_mm512_loadu_si512(row_base), even, _mm512_loadu_si512(row_base + 16));
+    __m512i best_k = _mm512_setzero_si512();
+    for (int64_t k = 1; k < kernel; ++k) {
+      const __m512 value = _mm512_permutex2var_ps(_mm512_loadu_ps(base + k), even, _mm512_loadu_ps(base + k + 16));
+      const __m512i value_row =
+          _mm512_permutex2var_epi32(_mm512_loadu_si512(row_base + k), even, _mm512_loadu_si512(row_base + k + 16));
+      // takes_over: larger, or a NaN over a number, or equal (both NaN included) from an earlier row.
+      const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+      const __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+      const __mmask16 same = _mm512_cmp_ps_mask(value, best, _CMP_EQ_OQ) | (value_nan & best_nan);
+      const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | (value_nan & __mmask16(~best_nan)) |
+                             (same & _mm512_cmplt_epi32_mask(value_row, best_row));
+      best = _mm512_mask_mov_ps(best, take, value);
+      best_row = _mm512_mask_mov_epi32(best_row, take, value_row);
+      best_k = _mm512_mask_mov_epi32(best_k, take, _mm512_set1_epi32(static_cast<int32_t>(k)));
+    }
+    _mm512_mask_storeu_ps(out + ow, store, best);
+    // index = best_row · width + 2·ow + best_k − padding
+    const __m512i column = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(ow))), 1),
+                                            _mm512_sub_epi32(best_k, _mm512_set1_epi32(static_cast<int32_t>(padding))));
+    const __m512i index = _mm512_add_epi32(_mm512_mullo_epi32(best_row, _mm512_set1_epi32(static_cast<int32_t>(width))), column);
+    _mm512_mask_storeu_epi32(argmax + ow, store, index);
+  }
+}
+#endif
+
 // The forward loops of max_pool over planes [begin, end) of geometry g: what max_pool_forward runs on
 // each thread. Separable maxima: for each output row, first the column maxima over the window's input rows
 // (contiguous, so vectorised), then for each kernel column k the maxima over the output positions
@@ -56,10 +111,17 @@ CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, cons
                                             int64_t begin, int64_t end) {
   const int64_t plane_size = g.height * g.width, positions = g.out_positions();
   const int64_t padded_width = std::max((g.out_w - 1) * g.stride_w + g.kernel_w, g.padding_w + g.width);
-  std::vector<T> column_max(static_cast<size_t>(padded_width), -std::numeric_limits<T>::infinity());
+  // kRowSlack more elements than the pass reads, so that max_pool_row_stride2 may load past the end.
+  constexpr int64_t kRowSlack = 48;
+  std::vector<T> column_max(static_cast<size_t>(padded_width + kRowSlack), -std::numeric_limits<T>::infinity());
   // Padding columns hold the largest row, so a real element of equal value always wins.
-  std::vector<int32_t> column_row(pa ? static_cast<size_t>(padded_width) : 0,
+  std::vector<int32_t> column_row(pa ? static_cast<size_t>(padded_width + kRowSlack) : 0,
                                   std::numeric_limits<int32_t>::max());
+#if CCT_HAVE_AVX512_DISPATCH
+  const bool stride2_kernel = std::is_same_v<T, float> && g.stride_w == 2 && kernels::cpu_has_avx512f();
+#else
+  constexpr bool stride2_kernel = false;
+#endif
   T* const cm = column_max.data() + g.padding_w;  // cm[w] for w in [−padding_w, padded_width − padding_w)
   int32_t* const ch = pa ? column_row.data() + g.padding_w : nullptr;
   const T* const window_start = column_max.data();
@@ -78,6 +140,14 @@ CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, cons
           const T* row = src + h * g.width;
           for (int64_t w = 0; w < g.width; ++w) cm[w] = nan_max(cm[w], row[w]);
         }
+#if CCT_HAVE_AVX512_DISPATCH
+        if constexpr (std::is_same_v<T, float>) {
+          if (stride2_kernel) {
+            max_pool_row_stride2(window_start, nullptr, g.out_w, g.kernel_w, g.width, g.padding_w, out_row, nullptr);
+            continue;
+          }
+        }
+#endif
         for (int64_t ow = 0; ow < g.out_w; ++ow) out_row[ow] = window_start[ow * g.stride_w];
         for (int64_t k = 1; k < g.kernel_w; ++k)
           for (int64_t ow = 0; ow < g.out_w; ++ow)
@@ -94,6 +164,16 @@ CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, cons
           ch[w] = take ? static_cast<int32_t>(h) : ch[w];
         }
       }
+      int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
+#if CCT_HAVE_AVX512_DISPATCH
+      if constexpr (std::is_same_v<T, float>) {
+        if (stride2_kernel) {
+          max_pool_row_stride2(window_start, window_row, g.out_w, g.kernel_w, g.width, g.padding_w, out_row,
+                               argmax_row);
+          continue;
+        }
+      }
+#endif
       // Then kernel column by kernel column over all output positions at once: no
       // dependency between positions and selects instead of branches, so it vectorises
       // (a branchy per-window search was a tenth of a CCT training step).
@@ -111,7 +191,6 @@ CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, cons
           best_row[ow] = take ? value_row : best_row[ow];
           best_k[ow] = take ? k : best_k[ow];
         }
-      int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
       for (int64_t ow = 0; ow < g.out_w; ++ow)
         argmax_row[ow] = static_cast<int32_t>(best_row[ow] * g.width + ow * g.stride_w + best_k[ow] -
                                               g.padding_w);
@@ -134,6 +213,16 @@ CCT_TARGET_AVX512 void max_pool_planes_avx512(const kernels::ConvGeometry& g, co
 }
 #endif
 
+// max_pool_planes compiled for the best instruction set this CPU has.
+template <typename T>
+void max_pool_planes_dispatch(const kernels::ConvGeometry& g, const T* px, T* po, int32_t* pa, int64_t begin,
+                              int64_t end) {
+#if CCT_HAVE_AVX512_DISPATCH && !defined(__AVX512F__)
+  if (kernels::avx512_dispatch()) return max_pool_planes_avx512(g, px, po, pa, begin, end);
+#endif
+  max_pool_planes(g, px, po, pa, begin, end);
+}
+
 // out[plane, oh, ow] = max over the window of x[plane]; `planes` = N·C planes of geometry g (channels = 1).
 // ∂out[plane, o]/∂x[plane, i] = 1 if i is the window's argmax, else 0; so ∂L/∂x[plane, i] = Σ_{o: argmax(o) = i} g[o].
 template <typename T>
@@ -149,15 +238,8 @@ Tensor<T> max_pool_forward(const char* op, const Tensor<T>& x, int64_t planes, c
   const T* px = x.data();
   T* po = out.data();
   int32_t* pa = recording ? argmax.data() : nullptr;
-  const bool avx512 = kernels::avx512_dispatch();
   parallel_for(0, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, positions * g.kernel_h * g.kernel_w)),
-               [&](int64_t begin, int64_t end) {
-#if CCT_HAVE_AVX512_DISPATCH && !defined(__AVX512F__)
-                 if (avx512) return max_pool_planes_avx512(g, px, po, pa, begin, end);
-#endif
-                 (void)avx512;
-                 max_pool_planes(g, px, po, pa, begin, end);
-               });
+               [&](int64_t begin, int64_t end) { max_pool_planes_dispatch(g, px, po, pa, begin, end); });
 
   if (recording)
     autograd::record<T>(op, out, {x},
@@ -191,19 +273,13 @@ inline void check_pool_options(const char* op, int64_t kernel_h, int64_t kernel_
             ") must be at most half the kernel (", kernel_h, ", ", kernel_w, ")");
 }
 
-}  // namespace detail
-
-// ---- max_pool2d ------------------------------------------------------------------------------------
-// x (N, C, H, W) → (N, C, floor((H + 2·padding_h − kernel_h)/stride_h) + 1, same along W).
-// kernel, stride and padding are (h, w) pairs; see the header comment for semantics and gradient.
-template <typename T>
-Tensor<T> max_pool2d(const Tensor<T>& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
-                     std::array<int64_t, 2> padding = {0, 0}) {
-  CCT_CHECK_SHAPE(x.dim() == 4, "max_pool2d: input must be 4-D (N, C, H, W), got shape ", shape_str(x.shape()));
-  detail::check_pool_options("max_pool2d", kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]);
-  const Shape& xs = x.shape();
-  CCT_CHECK_SHAPE(xs[2] >= 1 && xs[3] >= 1, "max_pool2d: empty spatial dims in input shape ", shape_str(xs));
-  CCT_CHECK_SHAPE(xs[2] + 2 * padding[0] >= kernel[0] && xs[3] + 2 * padding[1] >= kernel[1], "max_pool2d: kernel (",
+// Checks max_pool2d's options against an input of shape (N, C, H, W) (naming `op` in errors) and
+// returns the geometry of one (H, W) plane.
+inline kernels::ConvGeometry max_pool2d_geometry(const char* op, const Shape& xs, std::array<int64_t, 2> kernel,
+                                                 std::array<int64_t, 2> stride, std::array<int64_t, 2> padding) {
+  check_pool_options(op, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]);
+  CCT_CHECK_SHAPE(xs[2] >= 1 && xs[3] >= 1, op, ": empty spatial dims in input shape ", shape_str(xs));
+  CCT_CHECK_SHAPE(xs[2] + 2 * padding[0] >= kernel[0] && xs[3] + 2 * padding[1] >= kernel[1], op, ": kernel (",
                   kernel[0], ", ", kernel[1], ") is larger than the padded input (", xs[2] + 2 * padding[0], ", ",
                   xs[3] + 2 * padding[1], ") of input shape ", shape_str(xs));
   kernels::ConvGeometry g;
@@ -217,6 +293,20 @@ Tensor<T> max_pool2d(const Tensor<T>& x, std::array<int64_t, 2> kernel, std::arr
   g.padding_w = padding[1];
   g.out_h = kernels::conv_output_size(g.height, g.kernel_h, g.stride_h, g.padding_h);
   g.out_w = kernels::conv_output_size(g.width, g.kernel_w, g.stride_w, g.padding_w);
+  return g;
+}
+
+}  // namespace detail
+
+// ---- max_pool2d ------------------------------------------------------------------------------------
+// x (N, C, H, W) → (N, C, floor((H + 2·padding_h − kernel_h)/stride_h) + 1, same along W).
+// kernel, stride and padding are (h, w) pairs; see the header comment for semantics and gradient.
+template <typename T>
+Tensor<T> max_pool2d(const Tensor<T>& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
+                     std::array<int64_t, 2> padding = {0, 0}) {
+  CCT_CHECK_SHAPE(x.dim() == 4, "max_pool2d: input must be 4-D (N, C, H, W), got shape ", shape_str(x.shape()));
+  const Shape& xs = x.shape();
+  const kernels::ConvGeometry g = detail::max_pool2d_geometry("max_pool2d", xs, kernel, stride, padding);
   return detail::max_pool_forward("max_pool2d", x, xs[0] * xs[1], g, {xs[0], xs[1], g.out_h, g.out_w});
 }
 

@@ -61,6 +61,24 @@ void conv_one_image(Precision precision, const kernels::ConvGeometry& g, int64_t
                    pb ? T(1) : T(0), y, positions);
 }
 
+// out[c] = Σ_{n, p} g[n, c, p] for g of shape (batch, channels, positions), in `shape`: a bias gradient.
+template <typename T>
+Tensor<T> channel_sums(const T* g, int64_t batch, int64_t channels, int64_t positions, const Shape& shape) {
+  Tensor<T> out = Tensor<T>::empty(shape);
+  T* po = out.data();
+  parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      T sum = T(0);
+      for (int64_t n = 0; n < batch; ++n) {
+        const T* row = g + (n * channels + c) * positions;
+        for (int64_t p = 0; p < positions; ++p) sum += row[p];
+      }
+      po[c] = sum;
+    }
+  });
+  return out;
+}
+
 // ∂L/∂x and ∂L/∂weight of a convolution (see conv_forward), given each image's output gradient:
 // image_grad(n, scratch) returns image n's (out_channels, positions) gradient, written into `scratch`
 // (out_channels · positions elements, per thread) when grad_needs_scratch, or pointing elsewhere.
@@ -160,20 +178,7 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
         const int64_t positions = g.out_positions();
         const T* pg = grad_output.data();
         Tensor<T> grad_x, grad_weight, grad_bias;
-        if (needs[2]) {
-          grad_bias = Tensor<T>::empty(bias_shape);
-          T* pgb = grad_bias.data();
-          parallel_for(0, out_channels, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t o = begin; o < end; ++o) {
-              T sum = T(0);
-              for (int64_t n = 0; n < batch; ++n) {
-                const T* row = pg + (n * out_channels + o) * positions;
-                for (int64_t p = 0; p < positions; ++p) sum += row[p];
-              }
-              pgb[o] = sum;
-            }
-          });
-        }
+        if (needs[2]) grad_bias = channel_sums(pg, batch, out_channels, positions, bias_shape);
         conv_backward_images(
             x, weight, precision, batch, out_channels, g, needs[0], needs[1], /*grad_needs_scratch=*/false,
             [pg, out_channels, positions](int64_t n, T*) { return pg + n * out_channels * positions; }, grad_x,

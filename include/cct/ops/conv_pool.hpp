@@ -68,20 +68,7 @@ Tensor<T> conv2d_max_pool2d(const Tensor<T>& x, const Tensor<T>& weight, const T
         const T* pg = grad_output.data();
         const int32_t* pa = argmax.data();
         Tensor<T> grad_x, grad_weight, grad_bias;
-        if (needs[2]) {
-          grad_bias = Tensor<T>::empty(bias_shape);
-          T* pgb = grad_bias.data();
-          parallel_for(0, out_channels, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t c = begin; c < end; ++c) {
-              T sum = T(0);
-              for (int64_t n = 0; n < batch; ++n) {
-                const T* row = pg + (n * out_channels + c) * pooled;
-                for (int64_t p = 0; p < pooled; ++p) sum += row[p];
-              }
-              pgb[c] = sum;
-            }
-          });
-        }
+        if (needs[2]) grad_bias = detail::channel_sums(pg, batch, out_channels, pooled, bias_shape);
         // Image n's convolution-output gradient, scattered from its pooled gradient into the scratch.
         const auto image_grad = [pg, pa, out_channels, positions, pooled](int64_t n, T* scratch) -> const T* {
           std::fill(scratch, scratch + out_channels * positions, T(0));

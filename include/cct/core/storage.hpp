@@ -22,6 +22,10 @@
 
 #include "../config.hpp"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace cct {
 
 constexpr size_t kStorageAlignment = 64;  // one cache line, and what AVX-512 loads like
@@ -55,13 +59,30 @@ class StorageCache {
         return block;
       }
     }
-    void* block = std::aligned_alloc(kStorageAlignment, bytes);
+    void* block = fresh_block(bytes);
     if (!block) {
       empty();  // give the cache back and try once more before failing
-      block = std::aligned_alloc(kStorageAlignment, bytes);
+      block = fresh_block(bytes);
       if (!block) throw std::bad_alloc();
     }
     return block;
+  }
+
+  // Blocks of kHugePageBytes or more start on a 2 MiB boundary and ask Linux for transparent huge pages
+  // (MADV_HUGEPAGE; Debian's default THP mode, "madvise", gives them only to regions that ask): one
+  // page fault per 2 MiB instead of 512 when a step first touches its activations, and fewer TLB misses
+  // in the products that stream them. A CCT-7 training step at one thread spent a quarter of its time
+  // in the kernel faulting 4.6 GB in 4 KiB pages.
+  static constexpr size_t kHugePageBytes = size_t(2) << 20;
+  static void* fresh_block(size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= kHugePageBytes) {
+      void* block = std::aligned_alloc(kHugePageBytes, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
+      if (block) madvise(block, bytes, MADV_HUGEPAGE);  // advice only: failure changes nothing
+      return block;
+    }
+#endif
+    return std::aligned_alloc(kStorageAlignment, bytes);
   }
 
   void release(void* block, size_t bytes) {

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -46,6 +48,33 @@ struct AttentionDropout {
     const uint64_t first = seed + (base + offset + 1) * Generator::kGolden;
     for (int64_t i = 0; i < n; ++i)
       keep[i] = (Generator::mix(first + static_cast<uint64_t>(i) * Generator::kGolden) >> 11) < threshold;
+  }
+  // The decisions saved between forward and backward are bits (bytes at the rate the forward draws
+  // them would be 33 MB per CCT-7 layer at batch 128; bits are 4 MB): n keep flags into ⌈n/8⌉ bytes
+  // and back.
+  // Eight 0/1 bytes at a time through one 64-bit word each way (the multiply gathers byte k's bit into
+  // bit k; the mask and add spread bit k back to byte k), so neither direction costs a loop per bit.
+  static void pack_keep(const uint8_t* keep, int64_t n, uint8_t* bits) {
+    int64_t byte = 0;
+    for (; byte * 8 + 8 <= n; ++byte) {
+      uint64_t word;
+      std::memcpy(&word, keep + byte * 8, 8);
+      bits[byte] = static_cast<uint8_t>((word * 0x0102040810204080ull) >> 56);
+    }
+    if (byte * 8 < n) {
+      uint8_t packed = 0;
+      for (int64_t k = 0; byte * 8 + k < n; ++k) packed |= static_cast<uint8_t>(keep[byte * 8 + k] << k);
+      bits[byte] = packed;
+    }
+  }
+  static void unpack_keep(const uint8_t* bits, int64_t n, uint8_t* keep) {
+    int64_t byte = 0;
+    for (; byte * 8 + 8 <= n; ++byte) {
+      const uint64_t spread = (bits[byte] * 0x0101010101010101ull) & 0x8040201008040201ull;
+      const uint64_t word = ((spread + 0x7f7f7f7f7f7f7f7full) >> 7) & 0x0101010101010101ull;
+      std::memcpy(keep + byte * 8, &word, 8);
+    }
+    for (int64_t i = byte * 8; i < n; ++i) keep[i] = (bits[i >> 3] >> (i & 7)) & 1;
   }
   // The factor of a kept element, 1/(1 − p) (inverted dropout); a dropped one is multiplied by 0.
   template <typename T>
@@ -91,17 +120,17 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   const bool recording = autograd::any_requires_grad<T>({&qkv});
   const bool keep_probabilities = recording || probabilities_out != nullptr;
   Tensor<T> probabilities = keep_probabilities ? Tensor<T>::empty({B, H, N, N}) : Tensor<T>();
-  // The keep decisions of attention dropout, saved for the backward (one byte per probability).
+  // The keep decisions of attention dropout, saved for the backward: one bit per probability.
+  const int64_t mask_bytes = (N * N + 7) / 8;
   const Tensor<uint8_t> keep_mask =
-      drop.active() && recording ? Tensor<uint8_t>::empty({B * H * N * N}) : Tensor<uint8_t>();
+      drop.active() && recording ? Tensor<uint8_t>::empty({B * H * mask_bytes}) : Tensor<uint8_t>();
   Tensor<T> out = Tensor<T>::empty({B, N, D});
   const T* base_qkv = qkv.data();
   const uint8_t* mask = masked ? key_padding_mask.data() : nullptr;
   parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
     // Scratch from the storage cache (no page faults per step).
     const Tensor<T> dropped = drop.active() ? Tensor<T>::empty({N * N}) : Tensor<T>();
-    const Tensor<uint8_t> keep_scratch =
-        drop.active() && !keep_mask.defined() ? Tensor<uint8_t>::empty({N * N}) : Tensor<uint8_t>();
+    const Tensor<uint8_t> keep_scratch = drop.active() ? Tensor<uint8_t>::empty({N * N}) : Tensor<uint8_t>();
     const Tensor<T> scores = keep_probabilities ? Tensor<T>() : Tensor<T>::empty({N * N});
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / H, h = task % H;
@@ -133,8 +162,9 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
       }
       const T* weights = P;
       if (drop.active()) {
-        uint8_t* keep = keep_mask.defined() ? keep_mask.data() + task * N * N : keep_scratch.data();
+        uint8_t* keep = keep_scratch.data();
         drop.fill_keep(static_cast<uint64_t>(task * N * N), N * N, keep);
+        if (keep_mask.defined()) detail::AttentionDropout::pack_keep(keep, N * N, keep_mask.data() + task * mask_bytes);
         const T kept = drop.kept_scale<T>();
         for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * (keep[i] ? kept : T(0));
         weights = dropped.data();
@@ -150,12 +180,13 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   // ∂q = ∂S k · scale;  ∂k = ∂Sᵀ q · scale.
   autograd::record<T>(
         "multi_head_attention", out, {qkv},
-        [qkv = qkv.detach(), probabilities, keep_mask, precision, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
+        [qkv = qkv.detach(), probabilities, keep_mask, mask_bytes, precision, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
           const int64_t row = 3 * D;
           Tensor<T> grad_qkv = Tensor<T>::empty(qkv.shape());
           parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
             const Tensor<T> dP = Tensor<T>::empty({N * N});
             const Tensor<T> dropped = drop.active() ? Tensor<T>::empty({N * N}) : Tensor<T>();
+            const Tensor<uint8_t> keep_scratch = drop.active() ? Tensor<uint8_t>::empty({N * N}) : Tensor<uint8_t>();
             for (int64_t task = begin; task < end; ++task) {
               const int64_t b = task / H, h = task % H;
               const T* q = qkv.data() + b * N * row + h * hd;
@@ -166,7 +197,11 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
               T* dv = dq + 2 * D;
               const T* gb = g.data() + b * N * D + h * hd;
               const T* P = probabilities.data() + task * N * N;
-              const uint8_t* keep = drop.active() ? keep_mask.data() + task * N * N : nullptr;
+              const uint8_t* keep = nullptr;
+              if (drop.active()) {
+                detail::AttentionDropout::unpack_keep(keep_mask.data() + task * mask_bytes, N * N, keep_scratch.data());
+                keep = keep_scratch.data();
+              }
               const T kept = drop.kept_scale<T>();
               const T* weights = P;
               if (keep) {

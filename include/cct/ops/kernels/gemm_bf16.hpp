@@ -239,6 +239,9 @@ CCT_TARGET_AVX512_BF16 inline void pack_pairs_transposing(const float* src, int6
 CCT_TARGET_AVX512_BF16 inline void pack_pairs_across_rows(const float* src, int64_t depth_stride, int64_t lanes,
                                                           int64_t width, int64_t depth, uint32_t* dst) {
   const int64_t pairs = (depth + 1) / 2;
+  // Word 2l of a pair vector is lane l's even element, word 2l + 1 its odd one (word 16 + l of `both`).
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                              23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int64_t p = 0; p < pairs; ++p) {
     const float* even = src + 2 * p * depth_stride;
     const bool has_odd = 2 * p + 1 < depth;
@@ -249,11 +252,11 @@ CCT_TARGET_AVX512_BF16 inline void pack_pairs_across_rows(const float* src, int6
       const __mmask16 store_mask = stored >= 16 ? __mmask16(0xffff) : __mmask16((1u << stored) - 1);
       const __m512 x = _mm512_maskz_loadu_ps(load_mask, even + l0);
       const __m512 y = has_odd ? _mm512_maskz_loadu_ps(load_mask, even + depth_stride + l0) : _mm512_setzero_ps();
-      // Zero-masked forms with every lane selected: GCC 12's unmasked ones trip -Wmaybe-uninitialized.
-      const __mmask16 all = 0xffff;
-      const __m512i x16 = _mm512_maskz_cvtepu16_epi32(all, (__m256i)_mm512_cvtneps_pbh(x));
-      const __m512i y16 = _mm512_maskz_cvtepu16_epi32(all, (__m256i)_mm512_cvtneps_pbh(y));
-      _mm512_mask_storeu_epi32(dst + p * width + l0, store_mask, _mm512_or_si512(x16, _mm512_maskz_slli_epi32(all, y16, 16)));
+      // One conversion of both rows (bf16(x) in the low half, bf16(y) in the high half) and one word
+      // permute that interleaves them into pairs: two instructions where widening each half, shifting
+      // and or-ing took six.
+      const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(y, x);
+      _mm512_mask_storeu_epi32(dst + p * width + l0, store_mask, _mm512_permutexvar_epi16(interleave, both));
     }
   }
 }

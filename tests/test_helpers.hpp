@@ -102,6 +102,13 @@ std::vector<Tensor<float>> forward_backward_bf16(const std::vector<Tensor<float>
   return results;
 }
 
+// Whether ops under bf16 save bf16 copies of operands (core/precision.hpp), for a scope.
+struct SaveBf16OperandsGuard {
+  bool saved = detail::save_bf16_operands_flag().load();
+  explicit SaveBf16OperandsGuard(bool enabled) { detail::save_bf16_operands_flag().store(enabled); }
+  ~SaveBf16OperandsGuard() { detail::save_bf16_operands_flag().store(saved); }
+};
+
 // Fails the current test with gradcheck's message when autograd and finite differences disagree.
 inline void check_gradients(const GradcheckFn& fn, const std::vector<Tensor<double>>& inputs,
                             GradcheckOptions options = {}) {

@@ -334,6 +334,31 @@ TEST_CASE("inference attention (no graph, no probabilities kept) equals the reco
   }
 }
 
+TEST_CASE("multi_head_attention under bf16 saves a bf16 copy of qkv and gives the same results bit for bit",
+          "[ops][attention][bf16]") {
+  // q, k and v enter only bf16 products, which round them anyway: with dropout and a padding mask, the
+  // output and ∂qkv equal those of the run that keeps the float qkv.
+  cct::Generator gen(42);
+  const int64_t B = 3, N = 29, D = 24;
+  const auto qkv = Tensor<float>::uniform({B, N, 3 * D}, -1, 1, gen), g = Tensor<float>::uniform({B, N, D}, -1, 1, gen);
+  auto mask = Tensor<uint8_t>::full({B, N}, 1);
+  for (int64_t j = 20; j < N; ++j) mask.data()[1 * N + j] = 0;
+  AttentionOptions options;
+  options.num_heads = 3;
+  options.dropout = 0.2;
+  options.training = true;
+  std::vector<Tensor<float>> runs[2];
+  for (const bool save_copy : {true, false}) {
+    cct::testing::SaveBf16OperandsGuard save(save_copy);
+    cct::Generator dropout_gen(7);  // the same dropout decisions in both runs
+    auto op = [&](const std::vector<Tensor<float>>& in) { return cct::multi_head_attention(in[0], options, mask, dropout_gen); };
+    runs[save_copy ? 0 : 1] = forward_backward_bf16({qkv}, g, op);
+  }
+  REQUIRE(runs[0][0].to_vector() == runs[1][0].to_vector());
+  REQUIRE(runs[0][1].to_vector() == runs[1][1].to_vector());
+  REQUIRE(max_difference(runs[0][1], Tensor<float>::zeros({B, N, 3 * D})) > 0);  // a gradient really flowed
+}
+
 TEST_CASE("multi_head_attention under bf16 stays close to fp32, and double ignores the setting", "[ops][attention][bf16]") {
   // q·kᵀ and P·v (and the four backward products) take bf16 operands; softmax stays fp32. P itself is
   // rounded inside, so there is no fp32 emulation: outputs and gradients must stay within a bf16-sized

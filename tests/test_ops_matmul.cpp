@@ -545,6 +545,61 @@ TEST_CASE("bf16 gemm: the fast path and the portable path agree bit for bit", "[
   }
 }
 
+TEST_CASE("narrow_to_bf16 gives round_to_bf16's bit patterns, on both paths", "[ops][matmul][bf16]") {
+  const float nan_value = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> values = {0.0f, -0.0f, 1.0f, 1.0f + std::ldexp(1.0f, -8), 1.0f + 3 * std::ldexp(1.0f, -8),
+                               -2.5e-3f, std::numeric_limits<float>::max(), -std::numeric_limits<float>::infinity(),
+                               std::numeric_limits<float>::min(), std::numeric_limits<float>::denorm_min(), nan_value};
+  cct::Generator gen(3);
+  for (float v : Tensor<float>::uniform({26}, -100, 100, gen).to_vector()) values.push_back(v);  // 37: a partial vector
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    std::vector<uint16_t> narrowed(values.size());
+    cct::kernels::narrow_to_bf16(values.data(), static_cast<int64_t>(values.size()), narrowed.data());
+    for (size_t i = 0; i < values.size(); ++i) {
+      INFO((portable ? "portable: " : "fast: ") << "value " << i << " = " << values[i]);
+      const float back = cct::kernels::bf16_to_float(narrowed[i]);
+      if (std::isnan(values[i])) {
+        REQUIRE(std::isnan(back));
+      } else {
+        REQUIRE(narrowed[i] == cct::kernels::bf16_bits(values[i]));
+        REQUIRE(back == cct::kernels::round_to_bf16(values[i]));
+      }
+    }
+  }
+}
+
+TEST_CASE("bf16 gemm takes operands as bf16 patterns and gives the same bits as from floats", "[ops][matmul][bf16]") {
+  // What linear relies on when it saves a bf16 copy of x and multiplies with it: rounding a bf16 value
+  // is a no-op, so A, B or both given as patterns change nothing.
+  uint64_t seed = 1100;
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    for (const Bf16Case& c : kBf16Cases) {
+      INFO((portable ? "portable: " : "fast: ") << describe(c));
+      const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
+      cct::Generator gen(++seed);
+      const std::vector<float> c_initial = Tensor<float>::uniform({c.M * (c.N + 2)}, -1, 1, gen).to_vector();
+      std::vector<uint16_t> a_bits(a.values.size()), b_bits(b.values.size());
+      cct::kernels::narrow_to_bf16(a.values.data(), static_cast<int64_t>(a.values.size()), a_bits.data());
+      cct::kernels::narrow_to_bf16(b.values.data(), static_cast<int64_t>(b.values.size()), b_bits.data());
+      const std::vector<float> from_floats = run_bf16_case(c, a, b, c_initial);
+      std::vector<float> a_as_bits = c_initial, b_as_bits = c_initial, both_as_bits = c_initial;
+      cct::kernels::gemm_bf16(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a_bits.data(), a.ld, b.values.data(), b.ld,
+                              c.beta, a_as_bits.data(), c.N + 2);
+      cct::kernels::gemm_bf16(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a.values.data(), a.ld, b_bits.data(), b.ld,
+                              c.beta, b_as_bits.data(), c.N + 2);
+      cct::kernels::gemm_bf16(c.trans_a, c.trans_b, c.M, c.N, c.K, c.alpha, a_bits.data(), a.ld, b_bits.data(), b.ld,
+                              c.beta, both_as_bits.data(), c.N + 2);
+      REQUIRE(a_as_bits == from_floats);
+      REQUIRE(b_as_bits == from_floats);
+      REQUIRE(both_as_bits == from_floats);
+    }
+  }
+}
+
 TEST_CASE("bf16 gemm results do not depend on the thread count", "[ops][matmul][bf16][threads]") {
   ThreadCountGuard guard;
   // Tall (rows split across threads) and short wide (columns split), both with two depth blocks.
@@ -650,6 +705,31 @@ TEST_CASE("matmul and linear under bf16 compute on bf16 operands, backward inclu
     CHECK(max_difference(bf16[t], fp32[t]) > 1e-3);
   }
   REQUIRE(bf16[3].to_vector() == fp32[3].to_vector());  // ∂b is a fp32 reduction of g, untouched
+}
+
+TEST_CASE("linear under bf16 saves a bf16 copy of x and gives the same results bit for bit", "[ops][linear][bf16]") {
+  // ∂W = gᵀ·x rounds x to bf16, so the copy saved for it (half the memory) changes nothing.
+  cct::Generator gen(78);
+  const auto x = Tensor<float>::uniform({3, 41, 70}, -1, 1, gen), w = Tensor<float>::uniform({50, 70}, -1, 1, gen);
+  const auto bias = Tensor<float>::uniform({50}, -1, 1, gen), g = Tensor<float>::uniform({3, 41, 50}, -1, 1, gen);
+  auto op = [](const std::vector<Tensor<float>>& in) { return cct::linear(in[0], in[1], in[2]); };
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    std::vector<Tensor<float>> with_copy, with_floats;
+    {
+      cct::testing::SaveBf16OperandsGuard save(true);
+      with_copy = forward_backward_bf16({x, w, bias}, g, op);
+    }
+    {
+      cct::testing::SaveBf16OperandsGuard save(false);
+      with_floats = forward_backward_bf16({x, w, bias}, g, op);
+    }
+    for (size_t t = 0; t < 4; ++t) {
+      INFO((portable ? "portable: " : "fast: ") << "tensor " << t << " (output, ∂x, ∂W, ∂b)");
+      REQUIRE(with_copy[t].to_vector() == with_floats[t].to_vector());
+    }
+  }
 }
 
 TEST_CASE("the precision setting never reaches double products or gradient checks", "[ops][matmul][linear][bf16]") {

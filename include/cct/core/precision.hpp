@@ -46,6 +46,16 @@ inline int& precision_override() {
 }
 }  // namespace detail
 
+namespace detail {
+// Under bf16, ops save bf16 copies of the operands that only bf16 products read again (linear's x,
+// attention's qkv): half the memory and the same results bit for bit. Off, they keep the float
+// tensors, as fp32 does; tests switch it off to check that claim.
+inline std::atomic<bool>& save_bf16_operands_flag() {
+  static std::atomic<bool> enabled{true};
+  return enabled;
+}
+}  // namespace detail
+
 inline void set_default_precision(Precision precision) { detail::default_precision_flag().store(precision); }
 inline Precision default_precision() { return detail::default_precision_flag().load(); }
 

@@ -7,9 +7,9 @@
 // independent task: threads split the B·H tasks and run single-threaded GEMMs on strided views, so
 // no q/k/v copies or permutes are ever materialised.
 //
-// Saved for backward: qkv and the attention probabilities P (B, H, N, N), before dropout. The dropout
-// mask is not stored: it is a pure function of (generator seed, reserved counter, element index), so
-// backward regenerates it.
+// Saved for backward: qkv, the attention probabilities P (B, H, N, N) before dropout, and the dropout
+// decisions as bits. Under bf16, qkv is saved as a bf16 copy (half the memory): q, k and v enter only
+// bf16 products, which round them anyway, so the gradients are the same bit for bit.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../autograd/node.hpp"
@@ -124,6 +125,9 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   const int64_t mask_bytes = (N * N + 7) / 8;
   const Tensor<uint8_t> keep_mask =
       drop.active() && recording ? Tensor<uint8_t>::empty({B * H * mask_bytes}) : Tensor<uint8_t>();
+  bool save_bf16 = false;
+  if constexpr (std::is_same_v<T, float>) save_bf16 = recording && precision == Precision::kBF16 && detail::save_bf16_operands_flag().load();
+  const Tensor<uint16_t> qkv_bf16 = save_bf16 ? Tensor<uint16_t>::empty(qkv.shape()) : Tensor<uint16_t>();
   Tensor<T> out = Tensor<T>::empty({B, N, D});
   const T* base_qkv = qkv.data();
   const uint8_t* mask = masked ? key_padding_mask.data() : nullptr;
@@ -137,6 +141,15 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
       const T* q = base_qkv + b * N * row + h * hd;
       const T* k = q + D;
       const T* v = q + 2 * D;
+      if constexpr (std::is_same_v<T, float>) {
+        if (save_bf16) {
+          // This head's columns of q, k and v, while they are in cache.
+          uint16_t* saved = qkv_bf16.data() + b * N * row + h * hd;
+          for (int64_t i = 0; i < N; ++i)
+            for (int64_t part = 0; part < 3; ++part)
+              kernels::narrow_to_bf16_serial(q + i * row + part * D, hd, saved + i * row + part * D);
+        }
+      }
       T* P = keep_probabilities ? probabilities.data() + task * N * N : scores.data();
       // S = q kᵀ · scale, then a row softmax over the keys.
       kernels::gemm_serial<T>(precision, false, true, N, N, hd, scale, q, row, k, row, T(0), P, N);
@@ -180,18 +193,34 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
   // ∂q = ∂S k · scale;  ∂k = ∂Sᵀ q · scale.
   autograd::record<T>(
         "multi_head_attention", out, {qkv},
-        [qkv = qkv.detach(), probabilities, keep_mask, mask_bytes, precision, drop, B, N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
+        [qkv = save_bf16 ? Tensor<T>() : qkv.detach(), qkv_bf16, probabilities, keep_mask, mask_bytes, precision, drop, B,
+         N, D, H, hd, scale](const Tensor<T>& g, const autograd::NeedsGrad&) {
           const int64_t row = 3 * D;
-          Tensor<T> grad_qkv = Tensor<T>::empty(qkv.shape());
+          Tensor<T> grad_qkv = Tensor<T>::empty({B, N, row});
           parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
             const Tensor<T> dP = Tensor<T>::empty({N * N});
+            // Under bf16, this head's q, k and v widened back from the saved copy (N × hd each).
+            const Tensor<T> widened = qkv_bf16.defined() ? Tensor<T>::empty({3 * N * hd}) : Tensor<T>();
             const Tensor<T> dropped = drop.active() ? Tensor<T>::empty({N * N}) : Tensor<T>();
             const Tensor<uint8_t> keep_scratch = drop.active() ? Tensor<uint8_t>::empty({N * N}) : Tensor<uint8_t>();
             for (int64_t task = begin; task < end; ++task) {
               const int64_t b = task / H, h = task % H;
-              const T* q = qkv.data() + b * N * row + h * hd;
-              const T* k = q + D;
-              const T* v = q + 2 * D;
+              const T* q = nullptr;
+              int64_t ld = row;  // of q, k and v
+              if (qkv_bf16.defined()) {
+                const uint16_t* saved = qkv_bf16.data() + b * N * row + h * hd;
+                T* q_widened = widened.data();
+                for (int64_t part = 0; part < 3; ++part)
+                  for (int64_t i = 0; i < N; ++i)
+                    for (int64_t c = 0; c < hd; ++c)
+                      q_widened[(part * N + i) * hd + c] = static_cast<T>(kernels::bf16_to_float(saved[i * row + part * D + c]));
+                q = q_widened;
+                ld = hd;
+              } else {
+                q = qkv.data() + b * N * row + h * hd;
+              }
+              const T* k = qkv_bf16.defined() ? q + N * hd : q + D;
+              const T* v = qkv_bf16.defined() ? q + 2 * N * hd : q + 2 * D;
               T* dq = grad_qkv.data() + b * N * row + h * hd;
               T* dk = dq + D;
               T* dv = dq + 2 * D;
@@ -209,7 +238,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
                 weights = dropped.data();
               }
               kernels::gemm_serial<T>(precision, true, false, N, hd, N, T(1), weights, N, gb, D, T(0), dv, row);
-              kernels::gemm_serial<T>(precision, false, true, N, N, hd, T(1), gb, D, v, row, T(0), dP.data(), N);
+              kernels::gemm_serial<T>(precision, false, true, N, N, hd, T(1), gb, D, v, ld, T(0), dP.data(), N);
               for (int64_t i = 0; i < N; ++i) {
                 T* d_row = dP.data() + i * N;
                 const T* p_row = P + i * N;
@@ -218,8 +247,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
                 const T dot = kernels::lane_sum<T>(N, [d_row, p_row](int64_t j) { return d_row[j] * p_row[j]; });
                 for (int64_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - dot);
               }
-              kernels::gemm_serial<T>(precision, false, false, N, hd, N, scale, dP.data(), N, k, row, T(0), dq, row);
-              kernels::gemm_serial<T>(precision, true, false, N, hd, N, scale, dP.data(), N, q, row, T(0), dk, row);
+              kernels::gemm_serial<T>(precision, false, false, N, hd, N, scale, dP.data(), N, k, ld, T(0), dq, row);
+              kernels::gemm_serial<T>(precision, true, false, N, hd, N, scale, dP.data(), N, q, ld, T(0), dk, row);
             }
           });
           return autograd::GradList<T>{grad_qkv};

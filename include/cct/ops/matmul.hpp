@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../autograd/node.hpp"
@@ -204,7 +205,9 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpose_a = fals
 // x (..., in), weight (out, in), bias (out) or an undefined Tensor<T>() for none -> (..., out).
 // All leading dims of x fold into the rows of one GEMM; the bias is written into the output first and
 // the GEMM accumulates onto it (beta = 1), so no pass over the output follows the product.
-// ∂x = g·W, ∂W = gᵀ·x (summed over every row), ∂b = Σ_rows g. Saves x and weight.
+// ∂x = g·W, ∂W = gᵀ·x (summed over every row), ∂b = Σ_rows g. Saves the weight, and x when the
+// weight needs a gradient (only ∂W reads x): under bf16 a bf16 copy of x, since that product rounds x
+// to bf16 anyway; half the memory, the same ∂W bit for bit.
 template <typename T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
   const Shape& sx = x.shape();
@@ -235,26 +238,46 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                  });
   }
   const Precision precision = current_precision();  // backward reuses it, wherever it runs
-  kernels::gemm<T>(precision, false, true, rows, out_features, in_features, T(1), x.data(), in_features, weight.data(),
-                   in_features, has_bias ? T(1) : T(0), po, out_features);
+  const bool recording = autograd::any_requires_grad<T>({&x, &weight, &bias});
+  // The bf16 copy of x is made first and is what the product reads (half the bytes to pack).
+  Tensor<uint16_t> saved_x_bf16;
+  if constexpr (std::is_same_v<T, float>) {
+    if (recording && weight.requires_grad() && precision == Precision::kBF16 && detail::save_bf16_operands_flag().load()) {
+      saved_x_bf16 = Tensor<uint16_t>::empty(sx);
+      kernels::narrow_to_bf16(x.data(), x.numel(), saved_x_bf16.data());
+      kernels::gemm_bf16(false, true, rows, out_features, in_features, 1.0f, saved_x_bf16.data(), in_features,
+                         weight.data(), in_features, has_bias ? 1.0f : 0.0f, po, out_features);
+    }
+  }
+  if (!saved_x_bf16.defined())
+    kernels::gemm<T>(precision, false, true, rows, out_features, in_features, T(1), x.data(), in_features, weight.data(),
+                     in_features, has_bias ? T(1) : T(0), po, out_features);
 
-  if (autograd::any_requires_grad<T>({&x, &weight, &bias}))
-    autograd::record<T>(
+  if (!recording) return out;
+  const Tensor<T> saved_x = weight.requires_grad() && !saved_x_bf16.defined() ? x.detach() : Tensor<T>();
+  autograd::record<T>(
         "linear", out, {x, weight, bias},
-        [x = x.detach(), weight = weight.detach(), precision, rows, in_features, out_features](
+        [saved_x, saved_x_bf16, x_shape = sx, weight = weight.detach(), precision, rows, in_features, out_features](
             const Tensor<T>& g, const autograd::NeedsGrad& needs) {
           Tensor<T> grad_x, grad_weight, grad_bias;
           if (needs[0]) {
             // ∂x = g·W: (rows × out)·(out × in).
-            grad_x = Tensor<T>::empty(x.shape());
+            grad_x = Tensor<T>::empty(x_shape);
             kernels::gemm<T>(precision, false, false, rows, in_features, out_features, T(1), g.data(), out_features,
                              weight.data(), in_features, T(0), grad_x.data(), in_features);
           }
           if (needs[1]) {
             // ∂W = gᵀ·x: every row of every batch item lies in the reduction dim of one GEMM.
             grad_weight = Tensor<T>::empty(weight.shape());
-            kernels::gemm<T>(precision, true, false, out_features, in_features, rows, T(1), g.data(), out_features, x.data(),
-                             in_features, T(0), grad_weight.data(), in_features);
+            if constexpr (std::is_same_v<T, float>) {
+              if (saved_x_bf16.defined()) {
+                kernels::gemm_bf16(true, false, out_features, in_features, rows, 1.0f, g.data(), out_features,
+                                   saved_x_bf16.data(), in_features, 0.0f, grad_weight.data(), in_features);
+              }
+            }
+            if (saved_x.defined())
+              kernels::gemm<T>(precision, true, false, out_features, in_features, rows, T(1), g.data(), out_features,
+                               saved_x.data(), in_features, T(0), grad_weight.data(), in_features);
           }
           if (needs[2]) {
             // ∂b = column sums of g. Threads take blocks of columns and walk all rows, so each sum is

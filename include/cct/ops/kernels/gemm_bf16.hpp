@@ -16,6 +16,11 @@
 //
 // Each element of C is computed by the same sequence of operations wherever its row or column falls
 // in a block, so splitting C across threads (as gemm does) never changes a result.
+//
+// Either operand may also be given as bf16 bit patterns (uint16_t, see narrow_to_bf16): an op that
+// saves a bf16 copy of an operand for its backward (half the memory of fp32) passes that copy, forward
+// and backward, and gets the same result bit for bit as from the float it was narrowed from, since
+// rounding is then a no-op (and packing reads half the bytes).
 #pragma once
 
 #include <algorithm>
@@ -76,6 +81,20 @@ inline bool cpu_has_avx512_bf16() {
 #else
   return false;
 #endif
+}
+
+// The bf16 bit pattern of round_to_bf16(x), and back: the upper 16 bits of the float.
+inline uint16_t bf16_bits(float x) {
+  x = round_to_bf16(x);
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return static_cast<uint16_t>(bits >> 16);
+}
+inline float bf16_to_float(uint16_t bits) {
+  const uint32_t widened = static_cast<uint32_t>(bits) << 16;
+  float x;
+  std::memcpy(&x, &widened, sizeof x);
+  return x;
 }
 
 namespace detail {
@@ -141,15 +160,19 @@ constexpr int64_t kBf16Kc = 512;  // depth of a block (256 pairs); measured a li
 // one, to an fp32 accumulator (what `vdpbf16ps` does per lane; the products are exact, so fused or
 // not makes no difference), and the block's sum is scaled into C as the kernel does. The results
 // equal the fast path's bit for bit (barring values below 2^-126, which the hardware flushes to 0).
-inline void gemm_bf16_portable(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                               int64_t ldc) {
+// A B element as the rounded float the products use (a bf16 pattern is one already).
+inline float rounded_operand(float x) { return round_to_bf16(x); }
+inline float rounded_operand(uint16_t bits) { return bf16_to_float(bits); }
+
+template <typename ASource, typename BSource>
+void gemm_bf16_portable(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const ASource* A,
+                        int64_t lda, const BSource* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   float* a_rounded = bf16_workspace<float>(0, M * K);      // op(A), M × K
   float* b_rounded = bf16_workspace<float>(1, K * N + N);  // op(B), K × N, then one accumulator row
   for (int64_t i = 0; i < M; ++i)
-    for (int64_t k = 0; k < K; ++k) a_rounded[i * K + k] = round_to_bf16(trans_a ? A[k * lda + i] : A[i * lda + k]);
+    for (int64_t k = 0; k < K; ++k) a_rounded[i * K + k] = rounded_operand(trans_a ? A[k * lda + i] : A[i * lda + k]);
   for (int64_t k = 0; k < K; ++k)
-    for (int64_t j = 0; j < N; ++j) b_rounded[k * N + j] = round_to_bf16(trans_b ? B[j * ldb + k] : B[k * ldb + j]);
+    for (int64_t j = 0; j < N; ++j) b_rounded[k * N + j] = rounded_operand(trans_b ? B[j * ldb + k] : B[k * ldb + j]);
   float* sums = b_rounded + K * N;
   for (int64_t block = 0; block < K; block += kBf16Kc) {
     const int64_t block_end = std::min(K, block + kBf16Kc);
@@ -197,14 +220,33 @@ CCT_TARGET_AVX512_BF16 inline __m512i convert_pairs(const float* row, int64_t co
   const __m512 high = _mm512_maskz_loadu_ps(high_mask, row + 16);
   return (__m512i)_mm512_cvtne2ps_pbh(high, low);
 }
+// The same from bf16 patterns: already pairs in memory, one masked load.
+CCT_TARGET_AVX512_BF16 inline __m512i convert_pairs(const uint16_t* row, int64_t count) {
+  const __mmask32 mask = count >= 32 ? __mmask32(0xffffffffu) : __mmask32((1ull << count) - 1);
+  return _mm512_maskz_loadu_epi16(mask, row);
+}
+
+// Lanes l0 .. l0 + 15 of two rows (those in `mask`, the rest 0) rounded to bf16: row `even`'s in words
+// 0-15, row `odd`'s in words 16-31 (zero where `odd` is null).
+CCT_TARGET_AVX512_BF16 inline __m512i two_rows_as_words(const float* even, const float* odd, __mmask16 mask) {
+  const __m512 x = _mm512_maskz_loadu_ps(mask, even);
+  const __m512 y = odd ? _mm512_maskz_loadu_ps(mask, odd) : _mm512_setzero_ps();
+  return (__m512i)_mm512_cvtne2ps_pbh(y, x);  // one conversion of both rows
+}
+CCT_TARGET_AVX512_BF16 inline __m512i two_rows_as_words(const uint16_t* even, const uint16_t* odd, __mmask16 mask) {
+  const __m256i x = _mm256_maskz_loadu_epi16(mask, even);
+  const __m256i y = odd ? _mm256_maskz_loadu_epi16(mask, odd) : _mm256_setzero_si256();
+  return _mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1);
+}
 
 // Pairs adjacent in memory (depth_stride 1), lane by lane: dst[l·pairs + p]. Plain vector stores; the
 // tile reads each lane's pairs as a stream (op(A) untransposed).
-CCT_TARGET_AVX512_BF16 inline void pack_pairs_by_lane(const float* src, int64_t lane_stride, int64_t lanes,
+template <typename Source>
+CCT_TARGET_AVX512_BF16 inline void pack_pairs_by_lane(const Source* src, int64_t lane_stride, int64_t lanes,
                                                       int64_t depth, uint32_t* dst) {
   const int64_t pairs = (depth + 1) / 2;
   for (int64_t l = 0; l < lanes; ++l) {
-    const float* row = src + l * lane_stride;
+    const Source* row = src + l * lane_stride;
     for (int64_t p0 = 0; p0 < pairs; p0 += 16) {
       const int64_t count = pairs - p0 < 16 ? pairs - p0 : 16;
       _mm512_mask_storeu_epi32(dst + l * pairs + p0, __mmask16((1u << count) - 1),
@@ -215,7 +257,8 @@ CCT_TARGET_AVX512_BF16 inline void pack_pairs_by_lane(const float* src, int64_t 
 
 // Pairs adjacent in memory, interleaved by pair: dst[p·width + l] (op(B) transposed). Sixteen lanes at a
 // time are converted and transposed in registers (16×16 dwords), so every store is a full vector.
-CCT_TARGET_AVX512_BF16 inline void pack_pairs_transposing(const float* src, int64_t lane_stride, int64_t lanes,
+template <typename Source>
+CCT_TARGET_AVX512_BF16 inline void pack_pairs_transposing(const Source* src, int64_t lane_stride, int64_t lanes,
                                                           int64_t width, int64_t depth, uint32_t* dst) {
   const int64_t pairs = (depth + 1) / 2;
   for (int64_t l0 = 0; l0 < width; l0 += 16) {
@@ -236,26 +279,24 @@ CCT_TARGET_AVX512_BF16 inline void pack_pairs_transposing(const float* src, int6
 
 // Lanes adjacent in memory (lane_stride 1), interleaved by pair: dst[p·width + l] (op(A) transposed,
 // op(B) untransposed): the pair's two floats come from neighbouring depth rows.
-CCT_TARGET_AVX512_BF16 inline void pack_pairs_across_rows(const float* src, int64_t depth_stride, int64_t lanes,
+template <typename Source>
+CCT_TARGET_AVX512_BF16 inline void pack_pairs_across_rows(const Source* src, int64_t depth_stride, int64_t lanes,
                                                           int64_t width, int64_t depth, uint32_t* dst) {
   const int64_t pairs = (depth + 1) / 2;
   // Word 2l of a pair vector is lane l's even element, word 2l + 1 its odd one (word 16 + l of `both`).
   const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                               23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int64_t p = 0; p < pairs; ++p) {
-    const float* even = src + 2 * p * depth_stride;
+    const Source* even = src + 2 * p * depth_stride;
     const bool has_odd = 2 * p + 1 < depth;
     for (int64_t l0 = 0; l0 < width; l0 += 16) {
       const int64_t valid = lanes - l0 <= 0 ? 0 : (lanes - l0 < 16 ? lanes - l0 : 16);
       const int64_t stored = width - l0 < 16 ? width - l0 : 16;
       const __mmask16 load_mask = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
       const __mmask16 store_mask = stored >= 16 ? __mmask16(0xffff) : __mmask16((1u << stored) - 1);
-      const __m512 x = _mm512_maskz_loadu_ps(load_mask, even + l0);
-      const __m512 y = has_odd ? _mm512_maskz_loadu_ps(load_mask, even + depth_stride + l0) : _mm512_setzero_ps();
-      // One conversion of both rows (bf16(x) in the low half, bf16(y) in the high half) and one word
-      // permute that interleaves them into pairs: two instructions where widening each half, shifting
-      // and or-ing took six.
-      const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(y, x);
+      // Both rows' words in one vector and one word permute that interleaves them into pairs: two
+      // instructions where widening each half, shifting and or-ing took six.
+      const __m512i both = two_rows_as_words(even + l0, has_odd ? even + depth_stride + l0 : nullptr, load_mask);
       _mm512_mask_storeu_epi32(dst + p * width + l0, store_mask, _mm512_permutexvar_epi16(interleave, both));
     }
   }
@@ -323,9 +364,10 @@ inline Bf16Tile bf16_tile_for(int64_t rows, int64_t vectors) {
   }
 }
 
-CCT_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                                                    float alpha, const float* A, int64_t lda, const float* B,
-                                                    int64_t ldb, float beta, float* C, int64_t ldc) {
+template <typename ASource, typename BSource>
+CCT_TARGET_AVX512_BF16 void gemm_bf16_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                                             const ASource* A, int64_t lda, const BSource* B, int64_t ldb, float beta,
+                                             float* C, int64_t ldc) {
   // op(A)[i][k] = A[i·lda + k] (pairs adjacent) or A[k·lda + i]; op(B)[k][j] = B[k·ldb + j] or B[j·ldb + k].
   const int64_t a_row_stride = trans_a ? 1 : lda, a_depth_stride = trans_a ? lda : 1;
   const int64_t b_col_stride = trans_b ? ldb : 1, b_depth_stride = trans_b ? 1 : ldb;
@@ -338,7 +380,7 @@ CCT_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(bool trans_a, bool trans_b, 
       const int64_t kc = std::min(kBf16Kc, K - pc), pairs = (kc + 1) / 2;
       const float beta_block = pc == 0 ? beta : 1.0f;  // later depth blocks add onto the first's result
       for (int64_t jr = 0; jr < nc; jr += kBf16Nr) {
-        const float* b_block = B + (jc + jr) * b_col_stride + pc * b_depth_stride;
+        const BSource* b_block = B + (jc + jr) * b_col_stride + pc * b_depth_stride;
         uint32_t* b_panel = b_packed + (jr / kBf16Nr) * pairs * kBf16Nr;
         if (trans_b) pack_pairs_transposing(b_block, ldb, std::min(kBf16Nr, nc - jr), kBf16Nr, kc, b_panel);
         else pack_pairs_across_rows(b_block, ldb, std::min(kBf16Nr, nc - jr), kBf16Nr, kc, b_panel);
@@ -346,7 +388,7 @@ CCT_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(bool trans_a, bool trans_b, 
       for (int64_t ic = 0; ic < M; ic += kBf16Mc) {
         const int64_t mc = std::min(kBf16Mc, M - ic);
         for (int64_t ir = 0; ir < mc; ir += kBf16Mr) {
-          const float* a_block = A + (ic + ir) * a_row_stride + pc * a_depth_stride;
+          const ASource* a_block = A + (ic + ir) * a_row_stride + pc * a_depth_stride;
           uint32_t* a_panel = a_packed + (ir / kBf16Mr) * pairs * kBf16Mr;
           if (trans_a) pack_pairs_across_rows(a_block, lda, std::min(kBf16Mr, mc - ir), kBf16Mr, kc, a_panel);
           else pack_pairs_by_lane(a_block, lda, std::min(kBf16Mr, mc - ir), kc, a_panel);
@@ -373,9 +415,13 @@ CCT_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(bool trans_a, bool trans_b, 
 
 }  // namespace detail
 
-// Single-threaded bf16 product; the building block of gemm_bf16.
-inline void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+// Single-threaded bf16 product; the building block of gemm_bf16. A and B: floats, or bf16 patterns.
+template <typename ASource, typename BSource>
+void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const ASource* A,
+                      int64_t lda, const BSource* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  static_assert((std::is_same_v<ASource, float> || std::is_same_v<ASource, uint16_t>) &&
+                    (std::is_same_v<BSource, float> || std::is_same_v<BSource, uint16_t>),
+                "gemm_bf16: operands are float or bf16 bit patterns (uint16_t)");
   if (M == 0 || N == 0) return;
   if (K == 0) {  // an empty sum: only beta · C remains
     for (int64_t i = 0; i < M; ++i)
@@ -393,8 +439,9 @@ inline void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, i
 }
 
 // Splits C across threads exactly as gemm does (static chunks; results independent of the count).
-inline void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+template <typename ASource, typename BSource>
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const ASource* A, int64_t lda,
+               const BSource* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const int threads = num_threads();
   if (threads <= 1 || in_parallel_region() || M * N * K < kGemmParallelWork) {
     gemm_bf16_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -402,15 +449,47 @@ inline void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
   }
   if (M >= N || M >= 64 * threads) {
     parallel_for(0, M, 1, [&](int64_t begin, int64_t end) {
-      const float* a_block = trans_a ? A + begin : A + begin * lda;
+      const ASource* a_block = trans_a ? A + begin : A + begin * lda;
       gemm_bf16_serial(trans_a, trans_b, end - begin, N, K, alpha, a_block, lda, B, ldb, beta, C + begin * ldc, ldc);
     });
   } else {
     parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-      const float* b_block = trans_b ? B + begin * ldb : B + begin;
+      const BSource* b_block = trans_b ? B + begin * ldb : B + begin;
       gemm_bf16_serial(trans_a, trans_b, M, end - begin, K, alpha, A, lda, b_block, ldb, beta, C + begin, ldc);
     });
   }
+}
+
+// ---- bf16 copies of operands ---------------------------------------------------------------------
+// dst[i] = bf16_bits(src[i]) for i < n: what an op saves for its backward in place of a float operand
+// that only ever enters bf16 products (half the memory). The fast path's conversion gives the same
+// patterns as round_to_bf16.
+#if CCT_HAVE_BF16_KERNEL
+namespace detail {
+CCT_TARGET_AVX512_BF16 inline void narrow_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+  if (i < n) {
+    const __mmask16 mask = __mmask16((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(dst + i, mask, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + i)));
+  }
+}
+}  // namespace detail
+#endif
+
+inline void narrow_to_bf16_serial(const float* src, int64_t n, uint16_t* dst) {
+#if CCT_HAVE_BF16_KERNEL
+  if (bf16_fast_path_available()) {
+    detail::narrow_to_bf16_avx512(src, n, dst);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_bits(src[i]);
+}
+
+inline void narrow_to_bf16(const float* src, int64_t n, uint16_t* dst) {
+  parallel_for(0, n, 1 << 16, [&](int64_t begin, int64_t end) { narrow_to_bf16_serial(src + begin, end - begin, dst + begin); });
 }
 
 // gemm / gemm_serial at a precision: float products under Precision::kBF16 take the bf16 kernel;

@@ -179,6 +179,12 @@ TEST_CASE("conv2d matches a direct reference loop", "[ops][conv]") {
       {{2, 5, 4, 3}, {6, 5, 1, 1}, {1, 1, 0, 0}, true},        // pointwise: no unfolding
       {{2, 4, 5, 5}, {3, 4, 1, 1}, {2, 2, 1, 1}, false},       // 1×1 kernel with stride and padding
       {{1, 3, 4, 4}, {2, 3, 4, 4}, {1, 1, 0, 0}, true},        // kernel covers the whole input
+      // Stride 1 with out_w == width (im2col's block-copy path): rows partly in the padding, several
+      // wrapped columns, and a window taller than the padded image's valid rows.
+      {{2, 2, 6, 5}, {3, 2, 5, 3}, {1, 1, 1, 1}, true},
+      {{2, 2, 4, 3}, {2, 2, 3, 5}, {1, 1, 2, 2}, false},
+      {{1, 1, 2, 4}, {2, 1, 5, 3}, {1, 1, 3, 1}, true},
+      {{2, 3, 5, 1}, {2, 3, 3, 1}, {1, 1, 2, 0}, true},
   };
   uint64_t seed = 100;
   for (const auto& c : cases) {
@@ -526,6 +532,10 @@ TEST_CASE("gradients of conv2d and conv1d match finite differences", "[ops][conv
   {
     INFO("kernel 7, stride 2, padding 3");
     check_gradients(without_bias({2, 2, 3, 3}), {random_leaf({1, 2, 9, 8}, 15), random_leaf({2, 2, 7, 7}, 16)});
+  }
+  {
+    INFO("stride 1, output as wide as the input: wrapped columns, rows in the padding");
+    check_gradients(with_bias({1, 1, 3, 2}), {random_leaf({2, 2, 3, 4}, 30), random_leaf({3, 2, 5, 5}, 31), random_leaf({3}, 32)});
   }
   {
     INFO("pointwise 1x1");

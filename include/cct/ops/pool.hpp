@@ -20,6 +20,7 @@
 #include "../core/parallel.hpp"
 #include "kernels/cpu_features.hpp"
 #include "kernels/im2col.hpp"
+#include "kernels/simd_loads.hpp"
 #include "registry.hpp"
 
 namespace cct {
@@ -97,6 +98,37 @@ CCT_TARGET_AVX512 inline void max_pool_row_stride2(const float* window, const in
     _mm512_mask_storeu_epi32(argmax + ow, store, index);
   }
 }
+
+// The vertical pass in AVX-512, for the same kernel: column_max[w] = the maximum of src[h·width + w]
+// over rows h in [h_begin, h_end), and with `column_row` (not null) the row it came from, by the rules
+// of the loops below (rows in order: a larger value or a NaN takes over; recording, only a first NaN).
+// Straight from the input rows, sixteen columns per vector: the scalar path's copy and fill calls per
+// output row were most of a CCT tokenizer's pooling.
+CCT_TARGET_AVX512 inline void max_pool_column_pass(const float* src, int64_t width, int64_t h_begin, int64_t h_end,
+                                                   float* column_max, int32_t* column_row) {
+  for (int64_t w = 0; w < width; w += 16) {
+    const __mmask16 mask = width - w >= 16 ? __mmask16(0xffff) : __mmask16((1u << (width - w)) - 1);
+    __m512 best = kernels::load_floats(mask, src + h_begin * width + w);
+    __m512i best_row = _mm512_set1_epi32(static_cast<int32_t>(h_begin));
+    for (int64_t h = h_begin + 1; h < h_end; ++h) {
+      const __m512 value = kernels::load_floats(mask, src + h * width + w);
+      const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+      const __mmask16 nan_takes = column_row ? __mmask16(value_nan & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q)) : value_nan;
+      const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | nan_takes;
+      best = _mm512_mask_mov_ps(best, take, value);
+      best_row = _mm512_mask_mov_epi32(best_row, take, _mm512_set1_epi32(static_cast<int32_t>(h)));
+    }
+    // Full vectors are stored whole: the row pass reloads them at once, and a masked store does not
+    // forward to a load (the load would wait for the store to retire).
+    if (mask == __mmask16(0xffff)) {
+      _mm512_storeu_ps(column_max + w, best);
+      if (column_row) _mm512_storeu_si512(column_row + w, best_row);
+    } else {
+      _mm512_mask_storeu_ps(column_max + w, mask, best);
+      if (column_row) _mm512_mask_storeu_epi32(column_row + w, mask, best_row);
+    }
+  }
+}
 #endif
 
 // The forward loops of max_pool over planes [begin, end) of geometry g: what max_pool_forward runs on
@@ -133,21 +165,23 @@ CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, cons
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
       const int64_t h0 = oh * g.stride_h - g.padding_h;
       const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.kernel_h, g.height);
-      std::copy(src + h_begin * g.width, src + (h_begin + 1) * g.width, cm);
       T* out_row = po + plane * positions + oh * g.out_w;
+#if CCT_HAVE_AVX512_DISPATCH
+      if constexpr (std::is_same_v<T, float>) {
+        if (stride2_kernel) {
+          max_pool_column_pass(src, g.width, h_begin, h_end, cm, ch);
+          max_pool_row_stride2(window_start, window_row, g.out_w, g.kernel_w, g.width, g.padding_w, out_row,
+                               pa ? pa + plane * positions + oh * g.out_w : nullptr);
+          continue;
+        }
+      }
+#endif
+      std::copy(src + h_begin * g.width, src + (h_begin + 1) * g.width, cm);
       if (!pa) {
         for (int64_t h = h_begin + 1; h < h_end; ++h) {
           const T* row = src + h * g.width;
           for (int64_t w = 0; w < g.width; ++w) cm[w] = nan_max(cm[w], row[w]);
         }
-#if CCT_HAVE_AVX512_DISPATCH
-        if constexpr (std::is_same_v<T, float>) {
-          if (stride2_kernel) {
-            max_pool_row_stride2(window_start, nullptr, g.out_w, g.kernel_w, g.width, g.padding_w, out_row, nullptr);
-            continue;
-          }
-        }
-#endif
         for (int64_t ow = 0; ow < g.out_w; ++ow) out_row[ow] = window_start[ow * g.stride_w];
         for (int64_t k = 1; k < g.kernel_w; ++k)
           for (int64_t ow = 0; ow < g.out_w; ++ow)
@@ -165,15 +199,6 @@ CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, cons
         }
       }
       int32_t* argmax_row = pa + plane * positions + oh * g.out_w;
-#if CCT_HAVE_AVX512_DISPATCH
-      if constexpr (std::is_same_v<T, float>) {
-        if (stride2_kernel) {
-          max_pool_row_stride2(window_start, window_row, g.out_w, g.kernel_w, g.width, g.padding_w, out_row,
-                               argmax_row);
-          continue;
-        }
-      }
-#endif
       // Then kernel column by kernel column over all output positions at once: no
       // dependency between positions and selects instead of branches, so it vectorises
       // (a branchy per-window search was a tenth of a CCT training step).

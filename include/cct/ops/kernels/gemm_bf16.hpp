@@ -36,6 +36,7 @@
 
 #include "../../core/precision.hpp"
 #include "gemm.hpp"  // and through it gemm_fp32_avx512.hpp: CPUID, the 16×16 transpose
+#include "simd_loads.hpp"
 
 // The same compilers and CPUs as the fp32 AVX-512 kernel (GCC ≥ 10 and Clang ≥ 9 know AVX512_BF16).
 #if CCT_HAVE_AVX512_DISPATCH
@@ -216,26 +217,26 @@ CCT_TARGET_AVX512_BF16 inline __m512i convert_pairs(const float* row, int64_t co
   const __mmask16 high_mask = count >= 32   ? __mmask16(0xffff)
                               : count <= 16 ? __mmask16(0)
                                             : __mmask16((1u << (count - 16)) - 1);
-  const __m512 low = _mm512_maskz_loadu_ps(low_mask, row);
-  const __m512 high = _mm512_maskz_loadu_ps(high_mask, row + 16);
+  const __m512 low = load_floats(low_mask, row);
+  const __m512 high = load_floats(high_mask, row + 16);
   return (__m512i)_mm512_cvtne2ps_pbh(high, low);
 }
 // The same from bf16 patterns: already pairs in memory, one masked load.
 CCT_TARGET_AVX512_BF16 inline __m512i convert_pairs(const uint16_t* row, int64_t count) {
   const __mmask32 mask = count >= 32 ? __mmask32(0xffffffffu) : __mmask32((1ull << count) - 1);
-  return _mm512_maskz_loadu_epi16(mask, row);
+  return load_words(mask, row);
 }
 
 // Lanes l0 .. l0 + 15 of two rows (those in `mask`, the rest 0) rounded to bf16: row `even`'s in words
 // 0-15, row `odd`'s in words 16-31 (zero where `odd` is null).
 CCT_TARGET_AVX512_BF16 inline __m512i two_rows_as_words(const float* even, const float* odd, __mmask16 mask) {
-  const __m512 x = _mm512_maskz_loadu_ps(mask, even);
-  const __m512 y = odd ? _mm512_maskz_loadu_ps(mask, odd) : _mm512_setzero_ps();
+  const __m512 x = load_floats(mask, even);
+  const __m512 y = odd ? load_floats(mask, odd) : _mm512_setzero_ps();
   return (__m512i)_mm512_cvtne2ps_pbh(y, x);  // one conversion of both rows
 }
 CCT_TARGET_AVX512_BF16 inline __m512i two_rows_as_words(const uint16_t* even, const uint16_t* odd, __mmask16 mask) {
-  const __m256i x = _mm256_maskz_loadu_epi16(mask, even);
-  const __m256i y = odd ? _mm256_maskz_loadu_epi16(mask, odd) : _mm256_setzero_si256();
+  const __m256i x = load_words(mask, even);
+  const __m256i y = odd ? load_words(mask, odd) : _mm256_setzero_si256();
   return _mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1);
 }
 
@@ -337,7 +338,7 @@ CCT_TARGET_AVX512_BF16 void bf16_tile(int64_t pairs, const uint32_t* a_panel, in
     for (int v = 0; v < Nv; ++v) {
       const __mmask16 mask = v == Nv - 1 ? last_mask : __mmask16(0xffff);
       __m512 result = _mm512_mul_ps(acc[r][v], alpha_vec);
-      if (beta != 0.0f) result = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, c_row + 16 * v), beta_vec, result);
+      if (beta != 0.0f) result = _mm512_fmadd_ps(load_floats(mask, c_row + 16 * v), beta_vec, result);
       _mm512_mask_storeu_ps(c_row + 16 * v, mask, result);
     }
   }

@@ -17,6 +17,7 @@
 #include <new>
 
 #include "cpu_features.hpp"
+#include "simd_loads.hpp"
 
 namespace cct::kernels {
 
@@ -95,7 +96,7 @@ CCT_TARGET_AVX512 inline void pack_fp32_panel(const float* B, int64_t ldb, bool 
   if (!trans_b) {  // op(B)[k][j] = B[k·ldb + j]: rows copied
     for (int64_t k = 0; k < depth; ++k)
       for (int64_t j0 = 0; j0 < kF32Nr; j0 += 16)
-        _mm512_store_ps(dst + k * kF32Nr + j0, _mm512_maskz_loadu_ps(first_lanes(cols - j0), B + k * ldb + j0));
+        _mm512_store_ps(dst + k * kF32Nr + j0, load_floats(first_lanes(cols - j0), B + k * ldb + j0));
     return;
   }
   // op(B)[k][j] = B[j·ldb + k]: 16×16 blocks transposed in registers.
@@ -105,7 +106,7 @@ CCT_TARGET_AVX512 inline void pack_fp32_panel(const float* B, int64_t ldb, bool 
       const __mmask16 mask = first_lanes(depth - k0);
       __m512i r[16];
       for (int i = 0; i < 16; ++i)
-        r[i] = i < valid ? _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, B + (j0 + i) * ldb + k0)) : _mm512_setzero_si512();
+        r[i] = i < valid ? _mm512_castps_si512(load_floats(mask, B + (j0 + i) * ldb + k0)) : _mm512_setzero_si512();
       transpose_16x16(r);
       const int64_t count = std::min<int64_t>(16, depth - k0);
       for (int64_t k = 0; k < count; ++k) _mm512_store_si512(dst + (k0 + k) * kF32Nr + j0, r[k]);
@@ -146,7 +147,7 @@ CCT_TARGET_AVX512 void fp32_tile(int64_t depth, const float* a, int64_t a_row_st
     for (int v = 0; v < Nv; ++v) {
       const __mmask16 mask = v == Nv - 1 ? last_mask : __mmask16(0xffff);
       __m512 result = _mm512_mul_ps(acc[r][v], alpha_vec);
-      if (beta != 0.0f) result = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, c_row + 16 * v), beta_vec, result);
+      if (beta != 0.0f) result = _mm512_fmadd_ps(load_floats(mask, c_row + 16 * v), beta_vec, result);
       _mm512_mask_storeu_ps(c_row + 16 * v, mask, result);
     }
   }

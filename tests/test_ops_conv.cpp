@@ -386,12 +386,14 @@ TEST_CASE("max_pool2d matches a direct reference loop", "[ops][pool]") {
 TEST_CASE("max_pool2d backward routes each gradient to the first maximum, with ties, NaN and -inf", "[ops][pool]") {
   // Values from {-inf, -1, 0, 1, 2, NaN} make ties everywhere; the reference scans each window in
   // row-major order and keeps the first maximum (the first NaN when there is one). In float and
-  // double: float pools with column stride 2 take their own AVX-512 loop where the CPU has it, which
-  // rows wider than 32 columns run in more than one 16-output step.
+  // double: float pools with column stride 2 take their own AVX-512 loops where the CPU has it (rows of
+  // up to 32 columns entirely in registers; wider ones in 16-output steps).
   const std::vector<PoolCase> cases = {{{2, 3, 7, 7}, 3, 3, 2, 2, 1, 1}, {{1, 2, 8, 9}, 3, 3, 2, 2, 1, 1},
                                    {{2, 2, 5, 7}, 2, 2, 2, 2, 0, 0}, {{3, 1, 9, 6}, 3, 2, 1, 2, 1, 1},
                                    {{1, 4, 6, 6}, 4, 4, 3, 3, 2, 2}, {{1, 1, 1, 12}, 1, 3, 1, 2, 0, 1},
-                                   {{1, 2, 5, 37}, 3, 3, 2, 2, 1, 1}, {{1, 1, 3, 70}, 2, 4, 1, 2, 0, 2}};
+                                   {{1, 2, 5, 37}, 3, 3, 2, 2, 1, 1}, {{1, 1, 3, 70}, 2, 4, 1, 2, 0, 2},
+                                   // rows of 17 to 32 columns: the register path's second vector
+                                   {{2, 2, 5, 32}, 3, 3, 2, 2, 1, 1}, {{1, 2, 4, 23}, 2, 4, 1, 2, 0, 2}};
   const auto check = [&cases](auto zero) {
     using T = decltype(zero);
     const T choices[] = {-std::numeric_limits<T>::infinity(), -1, 0, 1, 2, std::numeric_limits<T>::quiet_NaN()};

@@ -104,20 +104,28 @@ CCT_TARGET_AVX512 inline void max_pool_row_stride2(const float* window, const in
 // of the loops below (rows in order: a larger value or a NaN takes over; recording, only a first NaN).
 // Straight from the input rows, sixteen columns per vector: the scalar path's copy and fill calls per
 // output row were most of a CCT tokenizer's pooling.
+// Sixteen columns [w, w + 16) of it (those in `mask`) in registers.
+CCT_TARGET_AVX512 inline void max_pool_columns(const float* src, int64_t width, int64_t w, __mmask16 mask, int64_t h_begin,
+                                               int64_t h_end, bool recording, __m512& best, __m512i& best_row) {
+  best = kernels::load_floats(mask, src + h_begin * width + w);
+  best_row = _mm512_set1_epi32(static_cast<int32_t>(h_begin));
+  for (int64_t h = h_begin + 1; h < h_end; ++h) {
+    const __m512 value = kernels::load_floats(mask, src + h * width + w);
+    const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+    const __mmask16 nan_takes = recording ? __mmask16(value_nan & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q)) : value_nan;
+    const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | nan_takes;
+    best = _mm512_mask_mov_ps(best, take, value);
+    best_row = _mm512_mask_mov_epi32(best_row, take, _mm512_set1_epi32(static_cast<int32_t>(h)));
+  }
+}
+
 CCT_TARGET_AVX512 inline void max_pool_column_pass(const float* src, int64_t width, int64_t h_begin, int64_t h_end,
                                                    float* column_max, int32_t* column_row) {
   for (int64_t w = 0; w < width; w += 16) {
     const __mmask16 mask = width - w >= 16 ? __mmask16(0xffff) : __mmask16((1u << (width - w)) - 1);
-    __m512 best = kernels::load_floats(mask, src + h_begin * width + w);
-    __m512i best_row = _mm512_set1_epi32(static_cast<int32_t>(h_begin));
-    for (int64_t h = h_begin + 1; h < h_end; ++h) {
-      const __m512 value = kernels::load_floats(mask, src + h * width + w);
-      const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
-      const __mmask16 nan_takes = column_row ? __mmask16(value_nan & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q)) : value_nan;
-      const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | nan_takes;
-      best = _mm512_mask_mov_ps(best, take, value);
-      best_row = _mm512_mask_mov_epi32(best_row, take, _mm512_set1_epi32(static_cast<int32_t>(h)));
-    }
+    __m512 best;
+    __m512i best_row;
+    max_pool_columns(src, width, w, mask, h_begin, h_end, column_row != nullptr, best, best_row);
     // Full vectors are stored whole: the row pass reloads them at once, and a masked store does not
     // forward to a load (the load would wait for the store to retire).
     if (mask == __mmask16(0xffff)) {
@@ -127,6 +135,62 @@ CCT_TARGET_AVX512 inline void max_pool_column_pass(const float* src, int64_t wid
       _mm512_mask_storeu_ps(column_max + w, mask, best);
       if (column_row) _mm512_mask_storeu_epi32(column_row + w, mask, best_row);
     }
+  }
+}
+
+// Both passes in registers, for rows of at most 32 columns and at most 16 outputs (a CCT tokenizer's
+// 32 and 16): the column maxima stay in two vectors and each kernel column's window values are one
+// two-vector permute, instead of a round trip through the column buffer whose unaligned reloads
+// waited on the stores just made. Same rules and the same argmax as the two passes above.
+CCT_TARGET_AVX512 inline void max_pool_narrow_row(const float* src, int64_t width, int64_t h_begin, int64_t h_end,
+                                                  int64_t out_w, int64_t kernel, int64_t padding, float* out,
+                                                  int32_t* argmax) {
+  const bool recording = argmax != nullptr;
+  __m512 low, high = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512i low_row, high_row = _mm512_setzero_si512();
+  max_pool_columns(src, width, 0, width >= 16 ? __mmask16(0xffff) : __mmask16((1u << width) - 1), h_begin, h_end,
+                   recording, low, low_row);
+  if (width > 16)
+    max_pool_columns(src, width, 16, width >= 32 ? __mmask16(0xffff) : __mmask16((1u << (width - 16)) - 1), h_begin,
+                     h_end, recording, high, high_row);
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __mmask16 store = out_w >= 16 ? __mmask16(0xffff) : __mmask16((1u << out_w) - 1);
+  const __m512 minus_infinity = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512i padding_row = _mm512_set1_epi32(std::numeric_limits<int32_t>::max());
+  const __m512i zero = _mm512_setzero_si512(), limit = _mm512_set1_epi32(static_cast<int32_t>(width));
+  __m512 best = minus_infinity;
+  __m512i best_row = padding_row, best_k = zero;
+  for (int64_t k = 0; k < kernel; ++k) {
+    // Output ow reads column 2·ow + k − padding; outside [0, width) it is padding (−∞, the largest row).
+    const __m512i column = _mm512_add_epi32(_mm512_slli_epi32(lane, 1), _mm512_set1_epi32(static_cast<int32_t>(k - padding)));
+    const __mmask16 inside = _mm512_cmpge_epi32_mask(column, zero) & _mm512_cmplt_epi32_mask(column, limit);
+    const __m512 value = _mm512_mask_mov_ps(minus_infinity, inside, _mm512_permutex2var_ps(low, column, high));
+    if (k == 0) {
+      best = value;
+      if (recording) best_row = _mm512_mask_mov_epi32(padding_row, inside, _mm512_permutex2var_epi32(low_row, column, high_row));
+      continue;
+    }
+    const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+    if (!recording) {  // nan_max: a larger value or a NaN takes over
+      best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | value_nan, value);
+      continue;
+    }
+    const __m512i value_row = _mm512_mask_mov_epi32(padding_row, inside, _mm512_permutex2var_epi32(low_row, column, high_row));
+    // takes_over: larger, or a NaN over a number, or equal (both NaN included) from an earlier row.
+    const __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+    const __mmask16 same = _mm512_cmp_ps_mask(value, best, _CMP_EQ_OQ) | (value_nan & best_nan);
+    const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | (value_nan & __mmask16(~best_nan)) |
+                           (same & _mm512_cmplt_epi32_mask(value_row, best_row));
+    best = _mm512_mask_mov_ps(best, take, value);
+    best_row = _mm512_mask_mov_epi32(best_row, take, value_row);
+    best_k = _mm512_mask_mov_epi32(best_k, take, _mm512_set1_epi32(static_cast<int32_t>(k)));
+  }
+  _mm512_mask_storeu_ps(out, store, best);
+  if (recording) {
+    // index = best_row · width + 2·ow + best_k − padding
+    const __m512i column = _mm512_add_epi32(_mm512_slli_epi32(lane, 1),
+                                            _mm512_sub_epi32(best_k, _mm512_set1_epi32(static_cast<int32_t>(padding))));
+    _mm512_mask_storeu_epi32(argmax, store, _mm512_add_epi32(_mm512_mullo_epi32(best_row, limit), column));
   }
 }
 #endif
@@ -168,6 +232,11 @@ CCT_ALWAYS_INLINE void max_pool_planes_body(const kernels::ConvGeometry& g, cons
       T* out_row = po + plane * positions + oh * g.out_w;
 #if CCT_HAVE_AVX512_DISPATCH
       if constexpr (std::is_same_v<T, float>) {
+        if (stride2_kernel && g.width <= 32 && g.out_w <= 16) {
+          max_pool_narrow_row(src, g.width, h_begin, h_end, g.out_w, g.kernel_w, g.padding_w, out_row,
+                              pa ? pa + plane * positions + oh * g.out_w : nullptr);
+          continue;
+        }
         if (stride2_kernel) {
           max_pool_column_pass(src, g.width, h_begin, h_end, cm, ch);
           max_pool_row_stride2(window_start, window_row, g.out_w, g.kernel_w, g.width, g.padding_w, out_row,

@@ -82,6 +82,13 @@ struct AttentionDropout {
   T kept_scale() const {
     return p >= 1 ? T(0) : static_cast<T>(1.0 / (1.0 - p));
   }
+  // out[i] = x[i] · (keep[i] ? kept : 0), written as a product with the 0/1 flag: the same values, and
+  // no branch, so it vectorises (the select compiled to a scalar branch per element, about 40% of
+  // CCT-2's attention forward).
+  template <typename T>
+  static void apply(const T* x, const uint8_t* keep, T kept, int64_t n, T* out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * (static_cast<T>(keep[i]) * kept);
+  }
 };
 }  // namespace detail
 
@@ -179,7 +186,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
         drop.fill_keep(static_cast<uint64_t>(task * N * N), N * N, keep);
         if (keep_mask.defined()) detail::AttentionDropout::pack_keep(keep, N * N, keep_mask.data() + task * mask_bytes);
         const T kept = drop.kept_scale<T>();
-        for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * (keep[i] ? kept : T(0));
+        detail::AttentionDropout::apply(P, keep, kept, N * N, dropped.data());
         weights = dropped.data();
       }
       // o = weights · v, written into this head's columns of the output.
@@ -234,7 +241,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
               const T kept = drop.kept_scale<T>();
               const T* weights = P;
               if (keep) {
-                for (int64_t i = 0; i < N * N; ++i) dropped.data()[i] = P[i] * (keep[i] ? kept : T(0));
+                detail::AttentionDropout::apply(P, keep, kept, N * N, dropped.data());
                 weights = dropped.data();
               }
               kernels::gemm_serial<T>(precision, true, false, N, hd, N, T(1), weights, N, gb, D, T(0), dv, row);
@@ -242,8 +249,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
               for (int64_t i = 0; i < N; ++i) {
                 T* d_row = dP.data() + i * N;
                 const T* p_row = P + i * N;
-                if (keep)
-                  for (int64_t j = 0; j < N; ++j) d_row[j] *= keep[i * N + j] ? kept : T(0);
+                if (keep) detail::AttentionDropout::apply(d_row, keep + i * N, kept, N, d_row);
                 const T dot = kernels::lane_sum<T>(N, [d_row, p_row](int64_t j) { return d_row[j] * p_row[j]; });
                 for (int64_t j = 0; j < N; ++j) d_row[j] = p_row[j] * (d_row[j] - dot);
               }

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "../autograd/node.hpp"
@@ -44,21 +45,57 @@ namespace detail {
 constexpr int64_t kConvWeightGradGroups = 16;
 constexpr int64_t kConvPartialElements = int64_t(1) << 24;
 
-// y = weight · cols(image) (+ bias): one image's (out_channels, positions) output, with `cols` its patch
-// scratch (unused for a pointwise convolution). What the conv forwards share.
+// One thread's patch matrix (patch_size × positions, im2col's output). Under bf16, for geometries
+// im2col unfolds by block copies, it holds bf16 patterns: the products round it anyway, so results are
+// the same bit for bit, with half the bytes to write and to pack and no conversion in the packing. A
+// pointwise convolution needs none (the image is its patch matrix).
+template <typename T>
+struct PatchMatrix {
+  Tensor<T> values;
+  Tensor<uint16_t> bf16;
+  PatchMatrix(const kernels::ConvGeometry& g, Precision precision) {
+    if (g.is_pointwise()) return;
+    if (std::is_same_v<T, float> && precision == Precision::kBF16 && kernels::unfolds_by_blocks(g))
+      bf16 = Tensor<uint16_t>::empty({g.patch_size() * g.out_positions()});
+    else
+      values = Tensor<T>::empty({g.patch_size() * g.out_positions()});
+  }
+};
+
+// C = A · op(cols(image)) + beta · C, cols being image's patch matrix, unfolded into `patches` first
+// (op transposes when trans_cols): the products a convolution makes with its patch matrices.
+template <typename T>
+void gemm_with_patches(Precision precision, const kernels::ConvGeometry& g, const T* image, PatchMatrix<T>& patches,
+                       bool trans_cols, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, T beta, T* C,
+                       int64_t ldc) {
+  const int64_t positions = g.out_positions();
+  if constexpr (std::is_same_v<T, float>) {
+    if (patches.bf16.defined()) {
+      kernels::im2col_by_blocks(image, g, patches.bf16.data(), [](const float* src, int64_t n, uint16_t* dst) {
+        kernels::narrow_to_bf16_serial(src, n, dst);
+      });
+      kernels::gemm_bf16(false, trans_cols, M, N, K, 1.0f, A, lda, patches.bf16.data(), positions, beta, C, ldc);
+      return;
+    }
+  }
+  if (patches.values.defined()) {
+    kernels::im2col(image, g, patches.values.data());
+    image = patches.values.data();
+  }
+  kernels::gemm<T>(precision, false, trans_cols, M, N, K, T(1), A, lda, image, positions, beta, C, ldc);
+}
+
+// y = weight · cols(image) (+ bias): one image's (out_channels, positions) output, with `patches` its
+// patch scratch. What the conv forwards share.
 template <typename T>
 void conv_one_image(Precision precision, const kernels::ConvGeometry& g, int64_t out_channels, const T* pw,
-                    const T* pb, const T* image, T* cols, T* y) {
+                    const T* pb, const T* image, PatchMatrix<T>& patches, T* y) {
   const int64_t patch = g.patch_size(), positions = g.out_positions();
-  if (!g.is_pointwise()) {
-    kernels::im2col(image, g, cols);
-    image = cols;
-  }
   // Starting from the bias (beta = 1) saves the GEMM's own zeroing pass and a separate bias pass.
   if (pb)
     for (int64_t o = 0; o < out_channels; ++o) std::fill(y + o * positions, y + (o + 1) * positions, pb[o]);
-  kernels::gemm<T>(precision, false, false, out_channels, positions, patch, T(1), pw, patch, image, positions,
-                   pb ? T(1) : T(0), y, positions);
+  gemm_with_patches(precision, g, image, patches, false, out_channels, positions, patch, pw, patch, pb ? T(1) : T(0),
+                    y, positions);
 }
 
 // out[c] = Σ_{n, p} g[n, c, p] for g of shape (batch, channels, positions), in `shape`: a bias gradient.
@@ -101,25 +138,18 @@ void conv_backward_images(const Tensor<T>& x, const Tensor<T>& weight, Precision
                                    std::max<int64_t>(1, kConvPartialElements / std::max<int64_t>(1, weight_size))});
   const Tensor<T> partials = need_weight ? Tensor<T>::empty({groups * weight_size}) : Tensor<T>();
   parallel_for(0, groups, 1, [&](int64_t group_begin, int64_t group_end) {
-    const bool need_cols = need_weight && !pointwise, need_grad_cols = need_x && !pointwise;
-    const Tensor<T> cols_buffer = need_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
+    const bool need_grad_cols = need_x && !pointwise;
+    PatchMatrix<T> patches(need_weight ? g : kernels::ConvGeometry{}, precision);  // (a default geometry is pointwise)
     const Tensor<T> grad_cols_buffer = need_grad_cols ? Tensor<T>::empty({patch * positions}) : Tensor<T>();
     const Tensor<T> grad_buffer = grad_needs_scratch ? Tensor<T>::empty({out_channels * positions}) : Tensor<T>();
-    T* const cols = need_cols ? cols_buffer.data() : nullptr;
     T* const grad_cols = need_grad_cols ? grad_cols_buffer.data() : nullptr;
     for (int64_t group = group_begin; group < group_end; ++group) {
       const int64_t first = batch * group / groups, last = batch * (group + 1) / groups;
       for (int64_t n = first; n < last; ++n) {
         const T* gn = image_grad(n, grad_needs_scratch ? grad_buffer.data() : nullptr);
-        if (need_weight) {
-          const T* image_cols = px + n * image_size;
-          if (!pointwise) {
-            kernels::im2col(image_cols, g, cols);
-            image_cols = cols;
-          }
-          kernels::gemm<T>(precision, false, true, out_channels, patch, positions, T(1), gn, positions, image_cols,
-                           positions, n == first ? T(0) : T(1), partials.data() + group * weight_size, patch);
-        }
+        if (need_weight)
+          gemm_with_patches(precision, g, px + n * image_size, patches, true, out_channels, patch, positions, gn,
+                            positions, n == first ? T(0) : T(1), partials.data() + group * weight_size, patch);
         if (need_x) {
           T* gx = pgx + n * image_size;
           T* target = pointwise ? gx : grad_cols;
@@ -164,10 +194,9 @@ Tensor<T> conv_forward(const char* op, const Tensor<T>& x, const Tensor<T>& weig
   T* po = out.data();
   parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     // Scratch from the storage cache: freed and reused every step without touching the kernel.
-    const Tensor<T> cols_buffer = pointwise ? Tensor<T>() : Tensor<T>::empty({patch * positions});
+    PatchMatrix<T> patches(g, precision);
     for (int64_t n = begin; n < end; ++n)
-      conv_one_image(precision, g, out_channels, pw, pb, px + n * image_size,
-                     pointwise ? nullptr : cols_buffer.data(), po + n * out_channels * positions);
+      conv_one_image(precision, g, out_channels, pw, pb, px + n * image_size, patches, po + n * out_channels * positions);
   });
 
   if (!autograd::any_requires_grad<T>({&x, &weight, &bias})) return out;

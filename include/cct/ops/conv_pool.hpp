@@ -36,7 +36,6 @@ Tensor<T> conv2d_max_pool2d(const Tensor<T>& x, const Tensor<T>& weight, const T
   CCT_CHECK(g.out_h * g.out_w <= std::numeric_limits<int32_t>::max(), op, ": convolution outputs of ", g.out_h,
             " x ", g.out_w, " elements are too large for int32 argmax indices");
   const int64_t positions = g.out_positions(), pooled = pool.out_positions(), image_size = g.image_size();
-  const int64_t patch = g.patch_size();
 
   Tensor<T> out = Tensor<T>::empty({batch, out_channels, pool.out_h, pool.out_w});
   const Precision precision = current_precision();  // of every GEMM here, backward included
@@ -49,11 +48,10 @@ Tensor<T> conv2d_max_pool2d(const Tensor<T>& x, const Tensor<T>& weight, const T
   int32_t* pa = recording ? argmax.data() : nullptr;
   parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     // Per-thread scratch from the storage cache: the patch matrix and one image's convolution output.
-    const Tensor<T> cols_buffer = g.is_pointwise() ? Tensor<T>() : Tensor<T>::empty({patch * positions});
+    detail::PatchMatrix<T> patches(g, precision);
     const Tensor<T> image_out = Tensor<T>::empty({out_channels * positions});
     for (int64_t n = begin; n < end; ++n) {
-      detail::conv_one_image(precision, g, out_channels, pw, pb, px + n * image_size,
-                             g.is_pointwise() ? nullptr : cols_buffer.data(), image_out.data());
+      detail::conv_one_image(precision, g, out_channels, pw, pb, px + n * image_size, patches, image_out.data());
       const int64_t first = n * out_channels * pooled;
       detail::max_pool_planes_dispatch(pool, image_out.data(), po + first, pa ? pa + first : nullptr, 0,
                                        out_channels);

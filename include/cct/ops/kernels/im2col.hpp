@@ -48,38 +48,50 @@ inline ValidRange valid_output_range(int64_t outputs, int64_t input, int64_t str
   return {std::min(begin, end), end};
 }
 
+// Whether im2col unfolds g by block copies: stride 1 with as many output columns as input columns (a
+// "same" convolution), where a row of cols is the plane shifted by one offset.
+inline bool unfolds_by_blocks(const ConvGeometry& g) {
+  return g.stride_h == 1 && g.stride_w == 1 && g.out_w == g.width;
+}
+
+// im2col for such a geometry: per row of cols one block copy, copy(src, n, dst) (which may convert,
+// e.g. to bf16 patterns, Col being their type), then zeros where the window hangs over the padding
+// (whole output rows above and below, the wrapped-around columns in between). Copying row by row made
+// three library calls per 16 pixels, a third of a CCT-2 conv's GEMM time.
+template <typename T, typename Col, typename Copy>
+void im2col_by_blocks(const T* image, const ConvGeometry& g, Col* cols, const Copy& copy) {
+  const int64_t out_w = g.out_w, positions = g.out_positions();
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = image + c * g.height * g.width;
+    for (int64_t i = 0; i < g.kernel_h; ++i) {
+      const ValidRange rows = valid_output_range(g.out_h, g.height, 1, g.padding_h, i);
+      for (int64_t j = 0; j < g.kernel_w; ++j) {
+        const ValidRange columns = valid_output_range(out_w, g.width, 1, g.padding_w, j);
+        Col* dst = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * positions;
+        const int64_t offset = (i - g.padding_h) * g.width + (j - g.padding_w);  // src index − dst index
+        // The valid rows' span, clipped to the plane: what is clipped is wrapped columns only.
+        const int64_t first = std::min(std::max(rows.begin * out_w, -offset), rows.end * out_w);
+        const int64_t last = std::max(first, std::min(rows.end * out_w, g.height * g.width - offset));
+        std::fill(dst, dst + first, Col(0));
+        copy(plane + first + offset, last - first, dst + first);
+        std::fill(dst + last, dst + positions, Col(0));
+        if (columns.begin > 0 || columns.end < out_w)
+          for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+            Col* row = dst + oh * out_w;
+            for (int64_t ow = 0; ow < columns.begin; ++ow) row[ow] = Col(0);
+            for (int64_t ow = columns.end; ow < out_w; ++ow) row[ow] = Col(0);
+          }
+      }
+    }
+  }
+}
+
 // Fills cols (patch_size × out_positions) from one image (C, H, W).
 template <typename T>
 void im2col(const T* image, const ConvGeometry& g, T* cols) {
   const int64_t out_w = g.out_w, positions = g.out_positions();
-  if (g.stride_h == 1 && g.stride_w == 1 && out_w == g.width) {
-    // Stride 1 with as many output columns as input columns (a "same" convolution): a row of cols is
-    // the plane shifted by one offset, so it is one block copy, then zeros where the window hangs
-    // over the padding (whole output rows above and below, the wrapped-around columns in between).
-    // Copying row by row made three library calls per 16 pixels, a third of a CCT-2 conv's GEMM time.
-    for (int64_t c = 0; c < g.channels; ++c) {
-      const T* plane = image + c * g.height * g.width;
-      for (int64_t i = 0; i < g.kernel_h; ++i) {
-        const ValidRange rows = valid_output_range(g.out_h, g.height, 1, g.padding_h, i);
-        for (int64_t j = 0; j < g.kernel_w; ++j) {
-          const ValidRange columns = valid_output_range(out_w, g.width, 1, g.padding_w, j);
-          T* dst = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * positions;
-          const int64_t offset = (i - g.padding_h) * g.width + (j - g.padding_w);  // src index − dst index
-          // The valid rows' span, clipped to the plane: what is clipped is wrapped columns only.
-          const int64_t first = std::min(std::max(rows.begin * out_w, -offset), rows.end * out_w);
-          const int64_t last = std::max(first, std::min(rows.end * out_w, g.height * g.width - offset));
-          std::fill(dst, dst + first, T(0));
-          std::copy(plane + first + offset, plane + last + offset, dst + first);
-          std::fill(dst + last, dst + positions, T(0));
-          if (columns.begin > 0 || columns.end < out_w)
-            for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-              T* row = dst + oh * out_w;
-              for (int64_t ow = 0; ow < columns.begin; ++ow) row[ow] = T(0);
-              for (int64_t ow = columns.end; ow < out_w; ++ow) row[ow] = T(0);
-            }
-        }
-      }
-    }
+  if (unfolds_by_blocks(g)) {
+    im2col_by_blocks(image, g, cols, [](const T* src, int64_t n, T* dst) { std::copy(src, src + n, dst); });
     return;
   }
   for (int64_t c = 0; c < g.channels; ++c) {

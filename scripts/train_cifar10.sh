@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds the trainer (Release, native code) and trains
 # cct_2_3x2_32 on CIFAR-10 with the default recipe for 15 minutes (--time-budget 15: the trainer times
-# its first steps and fits the schedule to the budget; about 80% test top-1 on 2 cores). Extra arguments
+# its first steps and fits the schedule to the budget; about 83% test top-1 on 2 cores). Extra arguments
 # go to `cct_trainer train`, e.g. `--time-budget 60` (about 85%), `--epochs 5` (a fixed length instead
 # of a budget), `--model cct_7_3x1_32`, `--resume`.
 #

@@ -47,6 +47,21 @@ inline bool takes_over(T candidate, int32_t candidate_row, T current, int32_t cu
 }
 
 #if CCT_HAVE_AVX512_DISPATCH
+// One kernel column of the row passes below, for 16 outputs: (value, value_row) at kernel column k takes
+// over (best, best_row, best_k) by takes_over's rule: larger, or a NaN over a number, or equal (both NaN
+// included) from an earlier row.
+CCT_TARGET_AVX512 inline void take_first_maximum(__m512 value, __m512i value_row, int64_t k, __m512& best,
+                                                 __m512i& best_row, __m512i& best_k) {
+  const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+  const __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+  const __mmask16 same = _mm512_cmp_ps_mask(value, best, _CMP_EQ_OQ) | (value_nan & best_nan);
+  const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | (value_nan & __mmask16(~best_nan)) |
+                         (same & _mm512_cmplt_epi32_mask(value_row, best_row));
+  best = _mm512_mask_mov_ps(best, take, value);
+  best_row = _mm512_mask_mov_epi32(best_row, take, value_row);
+  best_k = _mm512_mask_mov_epi32(best_k, take, _mm512_set1_epi32(static_cast<int32_t>(k)));
+}
+
 // The horizontal pass of a float pool with column stride 2, in AVX-512: out[ow] = the maximum of
 // window[2·ow + k] for k < kernel (the nan_max / takes_over rules of the loops below), for ow < out_w.
 // With `rows` (not null) the window's values come with their input rows, and argmax[ow] receives the
@@ -80,15 +95,7 @@ CCT_TARGET_AVX512 inline void max_pool_row_stride2(const float* window, const in
       const __m512 value = _mm512_permutex2var_ps(_mm512_loadu_ps(base + k), even, _mm512_loadu_ps(base + k + 16));
       const __m512i value_row =
           _mm512_permutex2var_epi32(_mm512_loadu_si512(row_base + k), even, _mm512_loadu_si512(row_base + k + 16));
-      // takes_over: larger, or a NaN over a number, or equal (both NaN included) from an earlier row.
-      const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
-      const __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
-      const __mmask16 same = _mm512_cmp_ps_mask(value, best, _CMP_EQ_OQ) | (value_nan & best_nan);
-      const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | (value_nan & __mmask16(~best_nan)) |
-                             (same & _mm512_cmplt_epi32_mask(value_row, best_row));
-      best = _mm512_mask_mov_ps(best, take, value);
-      best_row = _mm512_mask_mov_epi32(best_row, take, value_row);
-      best_k = _mm512_mask_mov_epi32(best_k, take, _mm512_set1_epi32(static_cast<int32_t>(k)));
+      take_first_maximum(value, value_row, k, best, best_row, best_k);
     }
     _mm512_mask_storeu_ps(out + ow, store, best);
     // index = best_row · width + 2·ow + best_k − padding
@@ -170,20 +177,13 @@ CCT_TARGET_AVX512 inline void max_pool_narrow_row(const float* src, int64_t widt
       if (recording) best_row = _mm512_mask_mov_epi32(padding_row, inside, _mm512_permutex2var_epi32(low_row, column, high_row));
       continue;
     }
-    const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
     if (!recording) {  // nan_max: a larger value or a NaN takes over
+      const __mmask16 value_nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
       best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | value_nan, value);
       continue;
     }
     const __m512i value_row = _mm512_mask_mov_epi32(padding_row, inside, _mm512_permutex2var_epi32(low_row, column, high_row));
-    // takes_over: larger, or a NaN over a number, or equal (both NaN included) from an earlier row.
-    const __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
-    const __mmask16 same = _mm512_cmp_ps_mask(value, best, _CMP_EQ_OQ) | (value_nan & best_nan);
-    const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) | (value_nan & __mmask16(~best_nan)) |
-                           (same & _mm512_cmplt_epi32_mask(value_row, best_row));
-    best = _mm512_mask_mov_ps(best, take, value);
-    best_row = _mm512_mask_mov_epi32(best_row, take, value_row);
-    best_k = _mm512_mask_mov_epi32(best_k, take, _mm512_set1_epi32(static_cast<int32_t>(k)));
+    take_first_maximum(value, value_row, k, best, best_row, best_k);
   }
   _mm512_mask_storeu_ps(out, store, best);
   if (recording) {

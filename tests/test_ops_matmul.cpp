@@ -438,6 +438,7 @@ const Bf16Case kBf16Cases[] = {
     {13, 64, 31, true, true, -2, 1},    {5, 65, 33, false, false, 1, 1},    {70, 100, 65, true, false, 0.5f, -1},
     {6, 16, 513, false, true, 1, 0},    {19, 130, 1025, true, true, 1, 0.25f}, {200, 1, 7, false, false, 1, 0},
     {1, 300, 40, false, true, 1, 0},    {97, 129, 128, false, false, 1, 0},  {12, 48, 1, true, false, 3, 2},
+    {250, 33, 37, true, false, 1, 0.5f},  // transposed op(A) over two row blocks (192 + 58)
 };
 
 }  // namespace

@@ -8,9 +8,9 @@
 // - fast: AVX512_BF16 (`vdpbf16ps`: 16 fp32 lanes each += a[2l]·b[2l] + a[2l+1]·b[2l+1]), compiled with
 //   target attributes so it needs no -march flag, and used when CPUID says the CPU has it. GotoBLAS
 //   blocking: op(B) is packed per (kKc × kNc) block into panels of kNr = 64 columns, op(A) per
-//   (kMc × kKc) block into panels of kMr = 6 rows (row by row when untransposed, pair by pair when
-//   transposed), both as bf16 pairs along K (odd K padded with a zero); a 6×64 register tile (24 zmm
-//   accumulators) walks the pairs. Packing buffers live per thread.
+//   (kMc × kKc) block into panels of kMr = 6 rows when untransposed (row by row) and whole when
+//   transposed (pair by pair across the block's rows), both as bf16 pairs along K (odd K padded with a
+//   zero); a 6×64 register tile (24 zmm accumulators) walks the pairs. Packing buffers live per thread.
 // - portable: plain C++ doing the same arithmetic in the same order (so the same results), one
 //   element at a time; slower than plain fp32, and says so once.
 //
@@ -374,7 +374,12 @@ CCT_TARGET_AVX512_BF16 void gemm_bf16_avx512(bool trans_a, bool trans_b, int64_t
   const int64_t b_col_stride = trans_b ? ldb : 1, b_depth_stride = trans_b ? 1 : ldb;
   const int64_t max_pairs = kBf16Kc / 2;
   uint32_t* b_packed = bf16_workspace<uint32_t>(1, max_pairs * ((std::min(N, kBf16Nc) + kBf16Nr - 1) / kBf16Nr) * kBf16Nr);
-  uint32_t* a_packed = bf16_workspace<uint32_t>(0, max_pairs * ((std::min(M, kBf16Mc) + kBf16Mr - 1) / kBf16Mr) * kBf16Mr);
+  // Transposed, op(A)'s block is packed whole, pair by pair across all its rows (pair p of row i at
+  // p·a_width + i): full-vector loads and stores, where 6-row panels read every row of Aᵀ in 6-float
+  // slivers through masked loads (weight gradients, gᵀ·x, ran at 50-56% of the bf16 peak that way).
+  const int64_t a_width = (std::min(M, kBf16Mc) + 15) / 16 * 16;
+  uint32_t* a_packed = bf16_workspace<uint32_t>(
+      0, max_pairs * (trans_a ? a_width : (std::min(M, kBf16Mc) + kBf16Mr - 1) / kBf16Mr * kBf16Mr));
   for (int64_t jc = 0; jc < N; jc += kBf16Nc) {
     const int64_t nc = std::min(kBf16Nc, N - jc);
     for (int64_t pc = 0; pc < K; pc += kBf16Kc) {
@@ -388,14 +393,15 @@ CCT_TARGET_AVX512_BF16 void gemm_bf16_avx512(bool trans_a, bool trans_b, int64_t
       }
       for (int64_t ic = 0; ic < M; ic += kBf16Mc) {
         const int64_t mc = std::min(kBf16Mc, M - ic);
-        for (int64_t ir = 0; ir < mc; ir += kBf16Mr) {
-          const ASource* a_block = A + (ic + ir) * a_row_stride + pc * a_depth_stride;
-          uint32_t* a_panel = a_packed + (ir / kBf16Mr) * pairs * kBf16Mr;
-          if (trans_a) pack_pairs_across_rows(a_block, lda, std::min(kBf16Mr, mc - ir), kBf16Mr, kc, a_panel);
-          else pack_pairs_by_lane(a_block, lda, std::min(kBf16Mr, mc - ir), kc, a_panel);
+        if (trans_a) {
+          pack_pairs_across_rows(A + ic * a_row_stride + pc * a_depth_stride, lda, mc, a_width, kc, a_packed);
+        } else {
+          for (int64_t ir = 0; ir < mc; ir += kBf16Mr)
+            pack_pairs_by_lane(A + (ic + ir) * a_row_stride + pc * a_depth_stride, lda, std::min(kBf16Mr, mc - ir), kc,
+                               a_packed + (ir / kBf16Mr) * pairs * kBf16Mr);
         }
-        // Untransposed, a panel lists each row's pairs in turn; transposed, each pair's rows.
-        const int64_t a_row_step = trans_a ? 1 : pairs, a_pair_step = trans_a ? kBf16Mr : 1;
+        // Untransposed, a panel lists each row's pairs in turn; transposed, the block lists each pair's rows.
+        const int64_t a_row_step = trans_a ? 1 : pairs, a_pair_step = trans_a ? a_width : 1;
         for (int64_t jr = 0; jr < nc; jr += kBf16Nr) {
           const int64_t cols = std::min(kBf16Nr, nc - jr), vectors = (cols + 15) / 16;
           const int64_t last_cols = cols - 16 * (vectors - 1);
@@ -403,8 +409,9 @@ CCT_TARGET_AVX512_BF16 void gemm_bf16_avx512(bool trans_a, bool trans_b, int64_t
           const uint32_t* b_panel = b_packed + (jr / kBf16Nr) * pairs * kBf16Nr;
           for (int64_t ir = 0; ir < mc; ir += kBf16Mr) {
             const int64_t rows = std::min(kBf16Mr, mc - ir);
-            bf16_tile_for(rows, vectors)(pairs, a_packed + (ir / kBf16Mr) * pairs * kBf16Mr, a_row_step, a_pair_step, b_panel,
-                                         C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_block, last_mask);
+            const uint32_t* a_panel = trans_a ? a_packed + ir : a_packed + (ir / kBf16Mr) * pairs * kBf16Mr;
+            bf16_tile_for(rows, vectors)(pairs, a_panel, a_row_step, a_pair_step, b_panel, C + (ic + ir) * ldc + jc + jr, ldc,
+                                         alpha, beta_block, last_mask);
           }
         }
       }

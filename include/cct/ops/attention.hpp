@@ -162,9 +162,9 @@ Tensor<T> multi_head_attention(const Tensor<T>& qkv, const AttentionOptions& opt
       const T* v = q + 2 * D;
       if constexpr (std::is_same_v<T, float>) {
         if (save_bf16 && h == 0) {
-          // The whole (N, 3D) block of batch item b at its first head, in one contiguous pass (head by
-          // head, 32-float slivers of rows 3D apart, it was a tenth of the attention's time); whichever
-          // thread runs head 0 of b does it, so each value is narrowed exactly once.
+          // The whole (N, 3D) block of batch item b at its first head, in one contiguous pass instead of
+          // each head's 32-float slivers of rows 3D apart; whichever thread runs head 0 of b does it, so
+          // each value is narrowed exactly once (the forward itself reads only the float qkv).
           kernels::narrow_to_bf16_serial(base_qkv + b * N * row, N * row, qkv_bf16.data() + b * N * row);
         }
       }

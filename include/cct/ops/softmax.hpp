@@ -54,8 +54,8 @@ template <typename T, bool kLog>
 void softmax_line(const T* x, T* y, int64_t n, int64_t stride) {
   if constexpr (std::is_same_v<T, float> && !kLog) {
     if (stride == 1) {
-      // A contiguous float line (softmax over the last dim, as in attention): the vector row kernels,
-      // about 20 times libm's one exponential at a time.
+      // A contiguous float line (softmax over the last dim, as in attention): the vector row kernels
+      // instead of libm's one exponential at a time (bench_ops cct_7 softmax(-1) forward 67-73 → 18 ms).
       if (y != x) std::copy(x, x + n, y);
       const float sum = kernels::exp_shifted_sum(y, n, kernels::row_max(y, n, -std::numeric_limits<float>::infinity()));
       const float inverse = 1.0f / sum;

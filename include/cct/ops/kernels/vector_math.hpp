@@ -59,7 +59,8 @@ namespace detail {
 // scalar maxima and kept lane_sum's lanes on the stack: the two were half of attention's softmax.
 
 // Eigen 3.4's pexp<Packet16f> (Cephes' polynomial on r = x − m·ln 2), operation for operation, so it
-// gives the bits Eigen's own AVX-512 packet gives (and lane for lane those of its narrower packets).
+// gives the bits Eigen's own AVX-512 packet gives in -march=native builds. (Eigen's generic exp for
+// narrower packets splits ln 2 in two and differs in the last bit now and then.)
 CCT_TARGET_AVX512 inline __m512 exp16(__m512 input) {
   const __m512 x = _mm512_max_ps(_mm512_set1_ps(-88.3762626647949f), _mm512_min_ps(_mm512_set1_ps(88.3762626647950f), input));
   const __m512 m = _mm512_floor_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)));
@@ -76,12 +77,14 @@ CCT_TARGET_AVX512 inline __m512 exp16(__m512 input) {
   return _mm512_max_ps(input, _mm512_mul_ps(y, _mm512_castsi512_ps(two_to_m)));
 }
 
-// The 16 lanes combined as lane_sum and lane_max combine theirs (pairwise, halves first).
-CCT_TARGET_AVX512 inline float combine_sum16(__m512 lanes) {
+// The 16 lanes combined as lane_sum and lane_max combine theirs (pairwise, halves first): `combine`
+// is v[k] + v[k + w] for a sum, lane_max's comparison for a maximum.
+template <typename Combine>
+CCT_TARGET_AVX512 inline float combine_lanes16(__m512 lanes, Combine combine) {
   alignas(64) float v[16];
   _mm512_store_ps(v, lanes);
   for (int width = 8; width > 0; width /= 2)
-    for (int k = 0; k < width; ++k) v[k] += v[k + width];
+    for (int k = 0; k < width; ++k) v[k] = combine(v[k], v[k + width]);
   return v[0];
 }
 
@@ -94,11 +97,7 @@ CCT_TARGET_AVX512 inline float lane_max_avx512(const float* x, int64_t n, float 
     const __mmask16 tail = __mmask16((1u << (n - j)) - 1);
     lanes = _mm512_mask_max_ps(lanes, tail, _mm512_maskz_loadu_ps(tail, x + j), lanes);
   }
-  alignas(64) float v[16];
-  _mm512_store_ps(v, lanes);
-  for (int width = 8; width > 0; width /= 2)
-    for (int k = 0; k < width; ++k) v[k] = v[k] < v[k + width] ? v[k + width] : v[k];
-  return v[0];
+  return combine_lanes16(lanes, [](float a, float b) { return a < b ? b : a; });
 }
 
 // exp_shifted_sum for floats: each exponential stored and added to its lane in one pass.
@@ -117,7 +116,7 @@ CCT_TARGET_AVX512 inline float exp_shifted_sum_avx512(float* values, int64_t n, 
     _mm512_mask_storeu_ps(values + i, tail, e);
     lanes = _mm512_mask_add_ps(lanes, tail, lanes, e);
   }
-  return combine_sum16(lanes);
+  return combine_lanes16(lanes, [](float a, float b) { return a + b; });
 }
 }  // namespace detail
 #endif

@@ -30,10 +30,9 @@ import struct
 import sys
 from collections import OrderedDict
 
-try:
-    import torch
-except ImportError:  # --help and the error message still work; converting needs it
-    torch = None
+# torch is imported when a conversion starts (import_torch), not here: importing it takes seconds, and
+# --help, argument errors and a missing input file should answer at once.
+torch = None
 
 # ---- cct's model registry (a copy of include/cct/models/{registry,cct,cvt,vit_lite}.hpp) -----------
 # Only what the metadata needs. Keep in sync with the C++ registry: tests/test_pytorch_parity.cpp checks
@@ -139,15 +138,31 @@ def expected_shapes(metadata):
 
 
 # ---- safetensors ---------------------------------------------------------------------------------
-DTYPES = {} if torch is None else {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
-DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+DTYPES = {}  # safetensors dtype name -> torch dtype, filled by import_torch
+DTYPE_NAMES = {}
+
+
+def import_torch():
+    """Imports torch once (the conversions and the safetensors functions need it), or exits saying why not."""
+    global torch
+    if torch is not None:
+        return
+    try:
+        import torch as imported
+    except ImportError:
+        raise SystemExit(f"convert_checkpoint.py: error: this Python ({sys.executable}) cannot import torch; run it "
+                         "with /usr/bin/python3 after `bash scripts/install_deps.sh --with-torch`")
+    torch = imported
+    DTYPES.update({
+        "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+        "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool})
+    DTYPE_NAMES.update({dtype: name for name, dtype in DTYPES.items()})
 
 
 def save_safetensors(path, tensors, metadata=None):
     """Writes {name: tensor} in dict order; the header is space-padded to a multiple of 8 bytes."""
     assert sys.byteorder == "little", "safetensors data is little-endian"
+    import_torch()
     header, chunks, offset = {}, [], 0
     if metadata:
         header["__metadata__"] = {key: str(metadata[key]) for key in sorted(metadata)}
@@ -175,6 +190,7 @@ def save_safetensors(path, tensors, metadata=None):
 
 def load_safetensors(path):
     """Returns ({name: tensor} in header order, metadata); checks that the tensors tile the data."""
+    import_torch()
     with open(path, "rb") as f:
         blob = f.read()
     if len(blob) < 8:
@@ -281,10 +297,9 @@ def main(argv=None):
     backward.add_argument("input")
     backward.add_argument("output")
     args = parser.parse_args(argv)
-    if torch is None:
-        raise SystemExit(f"convert_checkpoint.py: error: this Python ({sys.executable}) cannot import torch; run it "
-                         "with /usr/bin/python3 after `bash scripts/install_deps.sh --with-torch`")
     try:
+        open(args.input, "rb").close()  # a missing or unreadable input is reported before torch loads
+        import_torch()
         (to_safetensors if args.command == "to-safetensors" else to_pytorch)(args)
     except OSError as error:  # a missing, unreadable or unwritable file: one line, no traceback
         raise SystemExit(f"convert_checkpoint.py: error: {error.filename or args.input}: {error.strerror or error}")

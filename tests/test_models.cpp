@@ -10,6 +10,7 @@
 
 #include <cct/core/precision.hpp>
 #include <cct/models/registry.hpp>
+#include <cct/nn/init.hpp>
 #include <cct/ops/loss.hpp>
 #include <cct/ops/reduce.hpp>
 #include <cct/optim/adamw.hpp>
@@ -95,6 +96,7 @@ models::ModelConfig tiny_config(models::Family family) {
 }  // namespace
 
 TEST_CASE("parameter counts equal the reference table for 10 and 100 classes", "[models]") {
+  cct::nn::init::SkipInitGuard structure_only;  // counts and names need no random weights
   for (const auto& [name, count10, count100] : kReferenceCounts) {
     INFO(name);
     CHECK(models::create(name, {10})->num_parameters() == count10);
@@ -115,6 +117,7 @@ TEST_CASE("parameter counts equal the reference table for 10 and 100 classes", "
 }
 
 TEST_CASE("every registered variant builds, and unknown names list the known ones", "[models]") {
+  cct::nn::init::SkipInitGuard structure_only;  // counts and names need no random weights
   for (const auto& name : models::registered_models()) {
     if (name.find("_224") != std::string::npos || name.find("_384") != std::string::npos) continue;  // large
     INFO(name);
@@ -128,6 +131,7 @@ TEST_CASE("every registered variant builds, and unknown names list the known one
 }
 
 TEST_CASE("tensor names and shapes equal the reference listing", "[models]") {
+  cct::nn::init::SkipInitGuard structure_only;  // counts and names need no random weights
   for (const std::string name : {"cct_2_3x2_32", "cct_7_3x1_32", "cvt_7_4_32", "vit_7_4_32"}) {
     INFO(name);
     auto model = models::create(name);

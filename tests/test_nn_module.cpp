@@ -735,6 +735,31 @@ TEST_CASE("trunc_normal_ equals normal_ when the bounds never bite (the referenc
   REQUIRE(g1.counter() == g2.counter());
 }
 
+TEST_CASE("SkipInitGuard: random initialisers draw nothing inside it, and work again after it", "[nn][init]") {
+  Generator gen(5);
+  auto weight = Tensor<float>::zeros({16, 8});
+  {
+    init::SkipInitGuard skip;
+    REQUIRE(init::is_init_skipped());
+    {
+      init::SkipInitGuard nested;
+    }
+    REQUIRE(init::is_init_skipped());  // the inner guard restores the outer one's state
+    init::trunc_normal_(weight, 0.0, 0.02, -2.0, 2.0, gen);
+    init::kaiming_normal_(weight, gen);
+    init::xavier_uniform_(weight, gen);
+    init::constant_(weight, 0.5);  // constants still apply
+    REQUIRE(gen.counter() == 0);
+    // Bad arguments are still refused.
+    REQUIRE_THROWS_WITH(init::normal_(weight, 0.0, -1.0, gen), Catch::Contains("std >= 0"));
+  }
+  REQUIRE_FALSE(init::is_init_skipped());
+  for (float v : weight.to_vector()) REQUIRE(v == 0.5f);
+  init::normal_(weight, 0.0, 1.0, gen);
+  REQUIRE(gen.counter() == 2 * 16 * 8);
+  REQUIRE(sample_std(as_doubles(weight)) > 0.5);
+}
+
 TEST_CASE("Kaiming and Xavier initialisers scale by the fans", "[nn][init]") {
   Generator gen(31);
   // The reference's conv init: std = sqrt(2 / fan_in), fan_in = 3·3·3 = 27. One (64, 3, 3, 3) weight

@@ -8,6 +8,7 @@
 
 #include <cct/autograd/grad_mode.hpp>
 #include <cct/models/registry.hpp>
+#include <cct/nn/init.hpp>
 #include <cct/models/summary.hpp>
 #include <cct/nn/layer_scale.hpp>
 
@@ -50,6 +51,7 @@ Shape shape_of(const models::SummaryRow& row) {
 }  // namespace
 
 TEST_CASE("MACs per image equal the reference table", "[summary]") {
+  cct::nn::init::SkipInitGuard structure_only;  // MACs need no random weights
   // architecture.md: conv + linear MACs (and with the attention products), rounded as printed there.
   struct Reference {
     std::string name;

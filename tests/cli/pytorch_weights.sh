@@ -13,7 +13,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PYTHON=${CCT_TORCH_PYTHON:-/usr/bin/python3}
 tarball=${CCT_CIFAR10_TAR:-$root/../shared/data/cifar10/cifar10-jpg.tar.gz}
-if ! "$PYTHON" -c "import torch, PIL" > /dev/null 2>&1; then
+# find_spec looks for the modules without importing them (importing torch takes seconds; the steps below do).
+if ! "$PYTHON" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None or u.find_spec('PIL') is None)" > /dev/null 2>&1; then
   echo "SKIPPED: $PYTHON cannot import torch and PIL (scripts/install_deps.sh --with-torch installs them)"; exit 77
 fi
 if [ ! -f "$tarball" ]; then echo "SKIPPED: no CIFAR-10 archive at $tarball (../shared/data is absent)"; exit 77; fi

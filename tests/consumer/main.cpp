@@ -1,6 +1,9 @@
-// The consumer-project test: uses cct through <cct/cct.hpp>, checks one gradient by hand, and writes
-// and reads back a PNG, which links stb's code from cct::cct (the compiled cct::image_codecs).
-#include <cct/cct.hpp>
+// The consumer-project test: checks one gradient by hand, and writes and reads back a PNG, which links
+// stb's code from cct::cct (the compiled cct::image_codecs). It includes what it uses, as the README
+// advises (the core library and the image data headers: 6 s to compile at -g instead of 10 s for the
+// umbrella <cct/cct.hpp>, which the examples include and the header checks compile alone).
+#include <cct/image_data.hpp>
+#include <cct/library.hpp>
 
 #include <cmath>
 #include <cstdio>

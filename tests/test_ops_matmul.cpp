@@ -30,12 +30,13 @@ using Inputs = std::vector<Tensor<double>>;
 
 namespace {
 
-// Element (row, col) of op(x_item), x_item being the matrix at `item` of a row-major (..., rows, cols).
+// Element (row, col) of op(x_item), x_item being the matrix at `item` of a row-major (..., rows, cols)
+// whose values start at `data` (sizes passed in: the tests build at -O0, where accessor calls in the
+// inner loop would cost more than the arithmetic).
 template <typename T>
-double op_element(const Tensor<T>& x, int64_t item, bool transposed, int64_t row, int64_t col) {
-  const int64_t rows = x.size(-2), cols = x.size(-1);
+double op_element(const T* data, int64_t rows, int64_t cols, int64_t item, bool transposed, int64_t row, int64_t col) {
   const int64_t r = transposed ? col : row, c = transposed ? row : col;
-  return static_cast<double>(x.data()[item * rows * cols + r * cols + c]);
+  return static_cast<double>(data[item * rows * cols + r * cols + c]);
 }
 
 // op(a)·op(b) by the definition, in double: batched when both are N-D, b shared when b is 2-D.
@@ -49,13 +50,17 @@ Tensor<double> naive_matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpo
   out_shape.push_back(M);
   out_shape.push_back(N);
   Tensor<double> out = Tensor<double>::zeros(out_shape);
+  const int64_t a_rows = a.size(-2), a_cols = a.size(-1), b_rows = b.size(-2), b_cols = b.size(-1);
+  const T *a_data = a.data(), *b_data = b.data();
+  double* out_data = out.data();
   for (int64_t i = 0; i < batch; ++i)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) {
         double sum = 0;
         for (int64_t k = 0; k < K; ++k)
-          sum += op_element(a, i, transpose_a, m, k) * op_element(b, shared_b ? 0 : i, transpose_b, k, n);
-        out.data()[(i * M + m) * N + n] = sum;
+          sum += op_element(a_data, a_rows, a_cols, i, transpose_a, m, k) *
+                 op_element(b_data, b_rows, b_cols, shared_b ? 0 : i, transpose_b, k, n);
+        out_data[(i * M + m) * N + n] = sum;
       }
   return out;
 }
@@ -207,15 +212,20 @@ std::pair<Tensor<double>, Tensor<double>> naive_matmul_gradients(const Tensor<do
   auto index = [](int64_t item, int64_t rows, int64_t cols, bool transposed, int64_t r, int64_t c) {
     return transposed ? item * rows * cols + c * cols + r : item * rows * cols + r * cols + c;
   };
+  // Sizes and pointers read once: the tests build at -O0, where each accessor call in the inner loop
+  // would cost more than the multiply-add.
+  const int64_t a_rows = a.size(-2), a_cols = a.size(-1), b_rows = b.size(-2), b_cols = b.size(-1);
+  const double *a_data = a.data(), *b_data = b.data(), *g_data = g.data();
+  double *grad_a_data = grad_a.data(), *grad_b_data = grad_b.data();
   for (int64_t i = 0; i < batch; ++i)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) {
-        const double upstream = g.data()[(i * M + m) * N + n];
+        const double upstream = g_data[(i * M + m) * N + n];
         for (int64_t k = 0; k < K; ++k) {
-          const int64_t ia = index(i, a.size(-2), a.size(-1), transpose_a, m, k);
-          const int64_t ib = index(shared_b ? 0 : i, b.size(-2), b.size(-1), transpose_b, k, n);
-          grad_a.data()[ia] += upstream * b.data()[ib];
-          grad_b.data()[ib] += upstream * a.data()[ia];
+          const int64_t ia = index(i, a_rows, a_cols, transpose_a, m, k);
+          const int64_t ib = index(shared_b ? 0 : i, b_rows, b_cols, transpose_b, k, n);
+          grad_a_data[ia] += upstream * b_data[ib];
+          grad_b_data[ib] += upstream * a_data[ia];
         }
       }
   return {grad_a, grad_b};

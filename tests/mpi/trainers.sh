@@ -62,8 +62,8 @@ echo "ok: 1 rank under mpirun writes the same checkpoint as a run without mpirun
 # 3 + 4. SIGTERM (or Ctrl-C) on one rank stops every rank at the same step, rank 0 saves, and --resume
 # under mpirun finishes with the uninterrupted 2-rank run's weights, bit for bit.
 # Long enough that the signal, sent once the first epoch is logged, lands mid-run (each epoch takes
-# about 0.15 s here, the signal follows within about 0.1 s).
-long_epochs=20
+# about 0.15 s here, the signal follows within about 0.1 s, so 9 epochs are left when it lands).
+long_epochs=10
 long=(--epochs "$long_epochs")
 bash "$mpirun_sh" -np 2 "$image_trainer" train "${args[@]}" "${long[@]}" --out "$work/whole" > "$work/whole.log" 2>&1 ||
   { cat "$work/whole.log"; fail "the uninterrupted $long_epochs-epoch run failed"; }

@@ -748,8 +748,9 @@ TEST_CASE("SkipInitGuard: random initialisers draw nothing inside it, and work a
     init::trunc_normal_(weight, 0.0, 0.02, -2.0, 2.0, gen);
     init::kaiming_normal_(weight, gen);
     init::xavier_uniform_(weight, gen);
-    init::constant_(weight, 0.5);  // constants still apply
     REQUIRE(gen.counter() == 0);
+    for (float v : weight.to_vector()) REQUIRE(v == 0.0f);
+    init::constant_(weight, 0.5);  // constants still apply
     // Bad arguments are still refused.
     REQUIRE_THROWS_WITH(init::normal_(weight, 0.0, -1.0, gen), Catch::Contains("std >= 0"));
   }

@@ -30,13 +30,12 @@ using Inputs = std::vector<Tensor<double>>;
 
 namespace {
 
-// Element (row, col) of op(x_item), x_item being the matrix at `item` of a row-major (..., rows, cols)
-// whose values start at `data` (sizes passed in: the tests build at -O0, where accessor calls in the
-// inner loop would cost more than the arithmetic).
-template <typename T>
-double op_element(const T* data, int64_t rows, int64_t cols, int64_t item, bool transposed, int64_t row, int64_t col) {
+// Flat index of element (row, col) of op(x_item), x_item being the matrix at `item` of a row-major
+// (..., rows, cols). Sizes are passed in: the tests build at -O0, where accessor calls in the inner
+// loops would cost more than the arithmetic.
+int64_t op_index(int64_t rows, int64_t cols, int64_t item, bool transposed, int64_t row, int64_t col) {
   const int64_t r = transposed ? col : row, c = transposed ? row : col;
-  return static_cast<double>(data[item * rows * cols + r * cols + c]);
+  return item * rows * cols + r * cols + c;
 }
 
 // op(a)·op(b) by the definition, in double: batched when both are N-D, b shared when b is 2-D.
@@ -58,8 +57,8 @@ Tensor<double> naive_matmul(const Tensor<T>& a, const Tensor<T>& b, bool transpo
       for (int64_t n = 0; n < N; ++n) {
         double sum = 0;
         for (int64_t k = 0; k < K; ++k)
-          sum += op_element(a_data, a_rows, a_cols, i, transpose_a, m, k) *
-                 op_element(b_data, b_rows, b_cols, shared_b ? 0 : i, transpose_b, k, n);
+          sum += static_cast<double>(a_data[op_index(a_rows, a_cols, i, transpose_a, m, k)]) *
+                 static_cast<double>(b_data[op_index(b_rows, b_cols, shared_b ? 0 : i, transpose_b, k, n)]);
         out_data[(i * M + m) * N + n] = sum;
       }
   return out;
@@ -209,11 +208,6 @@ std::pair<Tensor<double>, Tensor<double>> naive_matmul_gradients(const Tensor<do
   const int64_t batch = a.numel() / (M * K);
   const bool shared_b = b.dim() == 2;
   auto grad_a = Tensor<double>::zeros(a.shape()), grad_b = Tensor<double>::zeros(b.shape());
-  auto index = [](int64_t item, int64_t rows, int64_t cols, bool transposed, int64_t r, int64_t c) {
-    return transposed ? item * rows * cols + c * cols + r : item * rows * cols + r * cols + c;
-  };
-  // Sizes and pointers read once: the tests build at -O0, where each accessor call in the inner loop
-  // would cost more than the multiply-add.
   const int64_t a_rows = a.size(-2), a_cols = a.size(-1), b_rows = b.size(-2), b_cols = b.size(-1);
   const double *a_data = a.data(), *b_data = b.data(), *g_data = g.data();
   double *grad_a_data = grad_a.data(), *grad_b_data = grad_b.data();
@@ -222,8 +216,8 @@ std::pair<Tensor<double>, Tensor<double>> naive_matmul_gradients(const Tensor<do
       for (int64_t n = 0; n < N; ++n) {
         const double upstream = g_data[(i * M + m) * N + n];
         for (int64_t k = 0; k < K; ++k) {
-          const int64_t ia = index(i, a_rows, a_cols, transpose_a, m, k);
-          const int64_t ib = index(shared_b ? 0 : i, b_rows, b_cols, transpose_b, k, n);
+          const int64_t ia = op_index(a_rows, a_cols, i, transpose_a, m, k);
+          const int64_t ib = op_index(b_rows, b_cols, shared_b ? 0 : i, transpose_b, k, n);
           grad_a_data[ia] += upstream * b_data[ib];
           grad_b_data[ib] += upstream * a_data[ia];
         }

@@ -11,9 +11,11 @@ cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the pr
 # gain.) A header that reaches one of them through its own includes is checked with those heavy headers
 # precompiled (GCC's -include of a .gch), which changes nothing for it: what it uses from them, or from
 # the standard headers they bring, is there either way once its own includes have run. Headers that reach none are compiled exactly alone,
-# so a missing standard include shows there. With -DPRECOMPILE=ON the script only builds the
-# precompiled headers into PCH_DIR (ctest runs that once, as the shards' fixture); without PCH_DIR each
-# shard builds its own.
+# so a missing standard include shows there. With -DPRECOMPILE_KEY=eigen (or immintrin, eigen_immintrin)
+# and -DPCH_DIR the script only builds that precompiled header, PCH_DIR/<key>.hpp.gch, with the
+# compiler's dependency list beside it (<key>.hpp.gch.d): the test build runs it for each combination,
+# so the precompiled headers are build products, rebuilt when a file they read changes. Without PCH_DIR
+# each shard builds its own.
 #
 # Memo (-DMEMO_DIR=..., optional): a check that passed is recorded there with everything it read, taken
 # from the compiler's own dependency list (-MD): a content hash for each of cct's files, size and
@@ -23,7 +25,11 @@ cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the pr
 # without compiling it again (so does a fresh clone, whose files have new times but the same contents);
 # any edit, a new compiler or an updated system header makes it compile again. A failed check is never
 # recorded.
-foreach(required CXX INCLUDE_DIRS HEADER_ROOT WORK_DIR)
+set(required_arguments CXX INCLUDE_DIRS HEADER_ROOT WORK_DIR)
+if(DEFINED PRECOMPILE_KEY)
+  set(required_arguments CXX INCLUDE_DIRS HEADER_ROOT PCH_DIR)
+endif()
+foreach(required ${required_arguments})
   if(NOT DEFINED ${required})
     message(FATAL_ERROR "check_headers.cmake: -D${required}=... is required")
   endif()
@@ -254,53 +260,38 @@ function(memo_record header depfile source)
   file(RENAME ${path}.${suffix}.tmp ${path})  # whole records only, even with shards writing side by side
 endfunction()
 
+# Builds directory/<key>.hpp.gch, and its dependency list for the build system (-MD), under temporary
+# names first, so an interrupted build never leaves a half-written precompiled header behind.
 function(precompile key directory)
   set(pch ${directory}/${key}.hpp)
   heavy_includes(${key} text)
   file(WRITE ${pch} "${text}")
-  execute_process(COMMAND ${CXX} ${flags} ${include_args} -x c++-header ${pch} -o ${pch}.gch
+  execute_process(COMMAND ${CXX} ${flags} ${include_args} -x c++-header ${pch} -o ${pch}.gch.tmp
+                          -MD -MF ${pch}.gch.d.tmp -MT ${pch}.gch
                   RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
   if(NOT result EQUAL 0)
+    file(REMOVE ${pch}.gch.tmp ${pch}.gch.d.tmp)
     message(FATAL_ERROR "check_headers.cmake: could not precompile ${key}:\n${output}")
   endif()
+  file(RENAME ${pch}.gch.tmp ${pch}.gch)
+  file(RENAME ${pch}.gch.d.tmp ${pch}.gch.d)
 endfunction()
 
-if(PRECOMPILE)
-  if(NOT DEFINED PCH_DIR)
-    message(FATAL_ERROR "check_headers.cmake: -DPRECOMPILE=ON needs -DPCH_DIR=...")
+if(DEFINED PRECOMPILE_KEY)
+  if(NOT PRECOMPILE_KEY MATCHES "^(eigen|immintrin|eigen_immintrin)$")
+    message(FATAL_ERROR "check_headers.cmake: -DPRECOMPILE_KEY must be eigen, immintrin or eigen_immintrin, not '${PRECOMPILE_KEY}'")
   endif()
-  file(REMOVE_RECURSE ${PCH_DIR})
   file(MAKE_DIRECTORY ${PCH_DIR})
+  precompile(${PRECOMPILE_KEY} ${PCH_DIR})
+  return()
 endif()
+
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 if(MEMO_DIR)
   foreach(key ${combinations})
     precompiled_identity(${key} identity_${key})
   endforeach()
-endif()
-
-if(PRECOMPILE)
-  # Only the precompiled headers some check will need: one whose every user is in the memo is skipped.
-  foreach(key ${combinations})
-    set(needed FALSE)
-    foreach(header ${headers})
-      if(key_${header} STREQUAL key AND NOT (DEFINED SKIP AND header IN_LIST SKIP))
-        memo_holds(${header} held)
-        if(NOT held)
-          set(needed TRUE)
-          break()
-        endif()
-      endif()
-    endforeach()
-    if(needed)
-      precompile(${key} ${PCH_DIR})
-      message("precompiled ${key}")
-    else()
-      message("not precompiled ${key}: every header that uses it passed before with the same files (memo)")
-    endif()
-  endforeach()
-  return()
 endif()
 
 if(NOT DEFINED PCH_DIR)
@@ -344,7 +335,8 @@ foreach(header ${headers})
       precompile(${key} ${PCH_DIR})
     endif()
     if(NOT EXISTS ${PCH_DIR}/${key}.hpp.gch)
-      message(FATAL_ERROR "check_headers.cmake: ${PCH_DIR}/${key}.hpp.gch is missing (run with -DPRECOMPILE=ON first)")
+      message(FATAL_ERROR "check_headers.cmake: ${PCH_DIR}/${key}.hpp.gch is missing: the test build makes it "
+                          "(cmake --build <build> --target cct_header_precompiled)")
     endif()
     # Eigen's own pragmas that silence -Wignored-attributes do not survive precompilation.
     set(extra -include ${PCH_DIR}/${key}.hpp -Winvalid-pch -Wno-ignored-attributes)

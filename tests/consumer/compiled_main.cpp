@@ -1,10 +1,11 @@
-// The compiled-mode consumer: the README's quick start linked against cct::compiled. It must be compiled
-// with CCT_COMPILED (the target says so) and link: the model, its ops, AdamW and the checkpoint
-// functions are declared extern here, so the linker finds them in libcct_compiled.a or nowhere.
+// The compiled-mode consumer (cct::compiled): the checks every consumer program makes (checks.hpp), and
+// the README's quick start. It must be compiled with CCT_COMPILED (the target says so) and link: the
+// model, its ops, AdamW and the checkpoint functions are declared extern here, so the linker finds them
+// in libcct_compiled.a or nowhere.
 #ifndef CCT_COMPILED
 #error "cct::compiled must compile its users with CCT_COMPILED"
 #endif
-#include <cct/library.hpp>
+#include "checks.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,9 @@
 #include <string>
 
 int main() {
+  const bool gradients_ok = consumer::gradients_correct();
+  const bool images_ok = consumer::png_round_trip("cct_consumer_compiled");
+
   auto model = cct::models::create("cct_2_3x2_32", {/*num_classes=*/10});
   model->train();
   cct::Generator gen(0);
@@ -38,5 +42,5 @@ int main() {
   const bool same = a == b;
   std::printf("compiled mode: loss %.4f, %lld parameters, reloaded logits %s\n", loss.item(),
               static_cast<long long>(model->num_parameters()), same ? "identical" : "DIFFERENT");
-  return finite && same && model->num_parameters() == 283723 ? 0 : 1;
+  return gradients_ok && images_ok && finite && same && model->num_parameters() == 283723 ? 0 : 1;
 }

@@ -14,8 +14,8 @@ cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the pr
 # so a missing standard include shows there. With -DPRECOMPILE_KEY=eigen (or immintrin, eigen_immintrin)
 # and -DPCH_DIR the script only builds that precompiled header, PCH_DIR/<key>.hpp.gch, with the
 # compiler's dependency list beside it (<key>.hpp.gch.d): the test build runs it for each combination,
-# so the precompiled headers are build products, rebuilt when a file they read changes. Without PCH_DIR
-# each shard builds its own.
+# so the precompiled headers are build products, rebuilt when a file they read changes. A shard that
+# finds one missing in PCH_DIR (or runs without PCH_DIR) precompiles its own copy into WORK_DIR.
 #
 # Memo (-DMEMO_DIR=..., optional): a check that passed is recorded there with everything it read, taken
 # from the compiler's own dependency list (-MD): a content hash for each of cct's files, size and
@@ -296,7 +296,6 @@ endif()
 
 if(NOT DEFINED PCH_DIR)
   set(PCH_DIR ${WORK_DIR})
-  set(own_pch TRUE)
 endif()
 
 set(failed)
@@ -331,15 +330,18 @@ foreach(header ${headers})
     continue()
   endif()
   if(NOT key STREQUAL "")
-    if(own_pch AND NOT EXISTS ${PCH_DIR}/${key}.hpp.gch)
-      precompile(${key} ${PCH_DIR})
-    endif()
-    if(NOT EXISTS ${PCH_DIR}/${key}.hpp.gch)
-      message(FATAL_ERROR "check_headers.cmake: ${PCH_DIR}/${key}.hpp.gch is missing: the test build makes it "
-                          "(cmake --build <build> --target cct_header_precompiled)")
+    set(pch_dir ${PCH_DIR})
+    if(NOT EXISTS ${pch_dir}/${key}.hpp.gch)
+      # Not built (a partial build, or a run without PCH_DIR): this shard precompiles its own copy.
+      set(pch_dir ${WORK_DIR})
+      if(NOT EXISTS ${pch_dir}/${key}.hpp.gch)
+        message("precompiling ${key} into ${pch_dir}: ${PCH_DIR}/${key}.hpp.gch is not built "
+                "(cmake --build <build> --target cct_header_precompiled builds it once for every shard)")
+        precompile(${key} ${pch_dir})
+      endif()
     endif()
     # Eigen's own pragmas that silence -Wignored-attributes do not survive precompilation.
-    set(extra -include ${PCH_DIR}/${key}.hpp -Winvalid-pch -Wno-ignored-attributes)
+    set(extra -include ${pch_dir}/${key}.hpp -Winvalid-pch -Wno-ignored-attributes)
   endif()
   execute_process(COMMAND ${CXX} ${flags} ${include_args} ${extra} -fsyntax-only -MD -MF ${source}.d ${source}
                   RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)

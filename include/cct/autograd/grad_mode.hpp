@@ -1,6 +1,8 @@
 // Grad mode: whether ops record the graph. On by default; NoGradGuard turns it off for a scope.
 #pragma once
 
+#include "../core/scoped_flag.hpp"
+
 namespace cct {
 
 namespace detail {
@@ -13,27 +15,15 @@ inline bool& grad_mode_flag() {
 inline bool is_grad_enabled() { return detail::grad_mode_flag(); }
 
 // RAII: within its scope no op records a node (inference, optimiser updates, the backward pass).
-class NoGradGuard {
+class NoGradGuard : ScopedFlag {
  public:
-  NoGradGuard() : previous_(detail::grad_mode_flag()) { detail::grad_mode_flag() = false; }
-  ~NoGradGuard() { detail::grad_mode_flag() = previous_; }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
-
- private:
-  bool previous_;
+  NoGradGuard() : ScopedFlag(detail::grad_mode_flag(), false) {}
 };
 
 // RAII: turns recording on inside a NoGradGuard (rarely needed).
-class EnableGradGuard {
+class EnableGradGuard : ScopedFlag {
  public:
-  EnableGradGuard() : previous_(detail::grad_mode_flag()) { detail::grad_mode_flag() = true; }
-  ~EnableGradGuard() { detail::grad_mode_flag() = previous_; }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
-
- private:
-  bool previous_;
+  EnableGradGuard() : ScopedFlag(detail::grad_mode_flag(), true) {}
 };
 
 }  // namespace cct

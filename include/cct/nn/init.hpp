@@ -9,6 +9,7 @@
 #include "../autograd/grad_mode.hpp"
 #include "../config.hpp"
 #include "../core/generator.hpp"
+#include "../core/scoped_flag.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
 
@@ -79,15 +80,9 @@ inline bool is_init_skipped() { return detail::skip_init_flag(); }
 // alone is wanted (parameter counts, names, shapes, MACs): drawing 22M normals for cct_14_7x2_384 costs
 // more than building it. Constant initialisers and computed tables (the sine embedding) still run. The
 // generator does not advance, so what is drawn after the scope differs from a build that initialised.
-class SkipInitGuard {
+class SkipInitGuard : ScopedFlag {
  public:
-  SkipInitGuard() : previous_(detail::skip_init_flag()) { detail::skip_init_flag() = true; }
-  ~SkipInitGuard() { detail::skip_init_flag() = previous_; }
-  SkipInitGuard(const SkipInitGuard&) = delete;
-  SkipInitGuard& operator=(const SkipInitGuard&) = delete;
-
- private:
-  bool previous_;
+  SkipInitGuard() : ScopedFlag(detail::skip_init_flag(), true) {}
 };
 
 // ---- random -----------------------------------------------------------------------------------------
